@@ -1,0 +1,156 @@
+//! The command line. These names are a contract: other tooling calls them.
+
+use crate::link::DEFAULT_NAME;
+use crate::state::Os;
+use clap::{Args, Parser, Subcommand};
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "vpclink", version, about = "Link two AWS VPCs whose IPv4 ranges overlap", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Machine-readable output on stdout (progress and logs stay on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Discover both VPCs and choose the mapped ranges; changes nothing.
+    Plan(PlanArgs),
+    /// Plan, provision both sides, configure the tunnel hosts and verify the link.
+    Up(UpArgs),
+    /// Push host configuration to an existing link (idempotent).
+    Configure(NameArg),
+    /// Prove the link end to end; exits non-zero if any check fails.
+    Verify(NameArg),
+    /// Show what exists and what drifted.
+    Status(NameArg),
+    /// Remove everything the link created, from state or, without it, by tags.
+    Down(DownArgs),
+    /// Translate addresses real <-> mapped, both directions, offline from state.
+    Map(MapArgs),
+    /// Write exactly the files and commands configure would push, per host.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NameArg {
+    /// The link's name; state lives in $XDG_STATE_HOME/vpclink/NAME.json.
+    #[arg(long, default_value = DEFAULT_NAME, value_parser = parse_name)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProfileArgs {
+    /// AWS profile for the east side (resolved as the AWS CLI does).
+    #[arg(long, value_name = "PROFILE")]
+    pub east: String,
+    /// AWS profile for the west side.
+    #[arg(long, value_name = "PROFILE")]
+    pub west: String,
+    /// Override the east profile's region.
+    #[arg(long, value_name = "REGION")]
+    pub east_region: Option<String>,
+    /// Override the west profile's region.
+    #[arg(long, value_name = "REGION")]
+    pub west_region: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub profiles: ProfileArgs,
+    #[command(flatten)]
+    pub name: NameArg,
+    /// The east VPC (default: the only non-default VPC, else the default VPC).
+    #[arg(long, value_name = "VPC_ID")]
+    pub east_vpc: Option<String>,
+    #[arg(long, value_name = "VPC_ID")]
+    pub west_vpc: Option<String>,
+    /// Mapped range for each east CIDR, in the VPC's CIDR order (repeat per CIDR).
+    #[arg(long, value_name = "CIDR")]
+    pub east_map: Vec<Ipv4Net>,
+    #[arg(long, value_name = "CIDR")]
+    pub west_map: Vec<Ipv4Net>,
+    /// Link VPCs that do not overlap (mapping is then not needed, but is still applied).
+    #[arg(long)]
+    pub allow_disjoint: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Do not launch a test host per side.
+    #[arg(long)]
+    pub no_test_hosts: bool,
+    /// Who may SSH to the tunnel hosts (default: this machine's public address /32, when it can be learned).
+    #[arg(long, value_name = "CIDR")]
+    pub ssh_cidr: Option<Ipv4Net>,
+    #[arg(long, value_name = "TYPE", default_value = "t3.small")]
+    pub instance_type: String,
+    #[arg(long, value_enum, default_value_t = Os::Al2023)]
+    pub os: Os,
+    /// Provision only; run `vpclink configure` and `vpclink verify` later.
+    #[arg(long)]
+    pub no_configure: bool,
+    /// Print every AWS call that would be made; make none that change anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub name: NameArg,
+    /// Find resources by tag with this east profile (needed when the state file is gone).
+    #[arg(long, value_name = "PROFILE", requires = "west")]
+    pub east: Option<String>,
+    #[arg(long, value_name = "PROFILE", requires = "east")]
+    pub west: Option<String>,
+    #[arg(long, value_name = "REGION")]
+    pub east_region: Option<String>,
+    #[arg(long, value_name = "REGION")]
+    pub west_region: Option<String>,
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MapArgs {
+    #[command(flatten)]
+    pub name: NameArg,
+    /// Addresses to translate.
+    #[arg(required = true, value_name = "ADDRESS")]
+    pub addresses: Vec<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub name: NameArg,
+    /// Directory to write into: one folder per host.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// Link names become file names, AWS tag values and interface/conn names: keep them short and plain.
+fn parse_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 24
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !s.starts_with('-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("use 1-24 letters, digits or '-', not starting with '-'".into())
+    }
+}

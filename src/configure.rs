@@ -1,0 +1,352 @@
+//! Push the rendered configuration to both tunnel hosts over SSH and apply it. Idempotent: files are compared by
+//! hash first, and a run that finds everything in place changes nothing and says so.
+
+use crate::output::Output;
+use crate::render::{self, TunnelFacts, TunnelView};
+use crate::side::{PerSide, Side};
+use crate::ssh::{Conn, HostKeyPolicy, SshError};
+use crate::state::{Host, LinkState, StateFiles};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigureError {
+    #[error("the {side} {role} host is not in the state yet (no address to reach it); run `vpclink up` first")]
+    NoHost { side: Side, role: &'static str },
+    #[error("the {side} tunnel host has no Elastic IP in the state; run `vpclink up` to finish provisioning")]
+    NoEip { side: Side },
+    #[error("{side} tunnel host: {what}")]
+    Facts { side: Side, what: String },
+    #[error("the link's SSH key {0} is missing; it was made by `vpclink up` on the machine that created the link")]
+    NoKey(std::path::PathBuf),
+}
+
+/// What configure did on one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub side: Side,
+    pub host: String,
+    pub files_changed: Vec<String>,
+    pub applied: bool,
+    /// Why the apply commands ran (or did not).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigureReport {
+    pub name: String,
+    pub changed: bool,
+    pub hosts: Vec<HostReport>,
+}
+
+/// Open SSH to a host recorded in the state, pinning its key on first use.
+pub fn connect(
+    state: &LinkState,
+    side: Side,
+    host: &Host,
+    label: &str,
+    key: &Path,
+) -> Result<(Conn, Option<String>), crate::Error> {
+    let target = host.ssh.as_ref().ok_or(ConfigureError::NoHost {
+        side,
+        role: "reachable",
+    })?;
+    let policy = policy(host);
+    let (conn, offered) = if target.via_tunnel {
+        let tunnel = state
+            .side(side)
+            .tunnel
+            .as_ref()
+            .ok_or(ConfigureError::NoHost {
+                side,
+                role: "tunnel",
+            })?;
+        let via = tunnel.ssh.as_ref().ok_or(ConfigureError::NoHost {
+            side,
+            role: "tunnel",
+        })?;
+        Conn::open_via(
+            label,
+            &format!("{side} tunnel host"),
+            via,
+            &self::policy(tunnel),
+            target,
+            key,
+            &policy,
+        )?
+    } else {
+        Conn::open(label, target, key, &policy)?
+    };
+    let newly_pinned = match policy {
+        HostKeyPolicy::FirstUse => {
+            tracing::warn!(
+                "{label}: no host key was pinned; trusting the key offered on first use and pinning it: {offered}"
+            );
+            Some(offered)
+        }
+        HostKeyPolicy::Pinned(_) => None,
+    };
+    Ok((conn, newly_pinned))
+}
+
+fn policy(host: &Host) -> HostKeyPolicy {
+    match &host.host_key {
+        Some(k) => HostKeyPolicy::Pinned(k.clone()),
+        None => HostKeyPolicy::FirstUse,
+    }
+}
+
+pub fn key_path(files: &StateFiles) -> Result<std::path::PathBuf, ConfigureError> {
+    let key = files.key_path();
+    if key.exists() {
+        Ok(key)
+    } else {
+        Err(ConfigureError::NoKey(key))
+    }
+}
+
+/// Facts that only the host can tell: its RSA key, its uplink interface, its private address as it sees it.
+struct Prepared {
+    conn: Conn,
+    facts: TunnelFacts,
+    pinned: Option<String>,
+}
+
+fn prepare(state: &LinkState, side: Side, key: &Path) -> Result<Prepared, crate::Error> {
+    let host = state
+        .side(side)
+        .tunnel
+        .as_ref()
+        .ok_or(ConfigureError::NoHost {
+            side,
+            role: "tunnel",
+        })?;
+    let public_ip = host.public_ip.ok_or(ConfigureError::NoEip { side })?;
+    let peer_eip = state
+        .side(side.peer())
+        .tunnel
+        .as_ref()
+        .and_then(|h| h.public_ip)
+        .ok_or(ConfigureError::NoEip { side: side.peer() })?;
+    let label = format!("{side} tunnel host");
+    let (conn, pinned) = connect(state, side, host, &label, key)?;
+    let out = conn.check(&render::prepare_tunnel_host())?;
+    let rsa_pubkey = render::parse_rsasigkey(&out).ok_or_else(|| ConfigureError::Facts {
+        side,
+        what: format!("no RSA key in `ipsec showhostkey` output: {out}"),
+    })?;
+    // A route lookup only: nothing is sent.
+    let route = conn.check(&format!("ip -o -4 route get {peer_eip}"))?;
+    let (uplink, src) = parse_route_get(&route).ok_or_else(|| ConfigureError::Facts {
+        side,
+        what: format!("cannot tell the uplink from `ip route get {peer_eip}`: {route}"),
+    })?;
+    if src != host.private_ip {
+        return Err(ConfigureError::Facts {
+            side,
+            what: format!(
+                "traffic to the peer would leave from {src}, but the state says this host's private address is {}; fix the state or the host's routing",
+                host.private_ip
+            ),
+        }
+        .into());
+    }
+    Ok(Prepared {
+        conn,
+        facts: TunnelFacts {
+            private_ip: host.private_ip,
+            public_ip,
+            uplink,
+            os: host.os,
+            rsa_pubkey,
+        },
+        pinned,
+    })
+}
+
+/// `ip -o route get` -> (dev, src).
+pub fn parse_route_get(s: &str) -> Option<(String, std::net::Ipv4Addr)> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let after = |k: &str| {
+        words
+            .iter()
+            .position(|w| *w == k)
+            .and_then(|i| words.get(i + 1))
+            .copied()
+    };
+    Some((after("dev")?.to_string(), after("src")?.parse().ok()?))
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Push and apply one host's configuration; returns what changed.
+fn push(
+    conn: &Conn,
+    side: Side,
+    cfg: &render::HostConfig,
+    unit: &str,
+) -> Result<HostReport, SshError> {
+    let paths: Vec<String> = cfg
+        .files
+        .iter()
+        .map(|f| crate::ssh::quote(&f.path))
+        .collect();
+    let sums = conn.run(&format!("sha256sum {} 2>/dev/null", paths.join(" ")))?;
+    let remote: BTreeMap<&str, &str> = sums
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once("  ").map(|(h, p)| (p.trim(), h.trim())))
+        .collect();
+    let mut changed = Vec::new();
+    for f in &cfg.files {
+        if remote.get(f.path.as_str()) != Some(&sha256_hex(&f.content).as_str()) {
+            changed.push(f.path.clone());
+        }
+    }
+    // Stage everything before applying anything, so a dropped connection leaves the old config in force.
+    for f in cfg.files.iter().filter(|f| changed.contains(&f.path)) {
+        conn.write_file(&f.path, f.mode, &f.content)?;
+    }
+    let active = conn
+        .run(&format!(
+            "systemctl is-active --quiet {unit} && systemctl is-active --quiet ipsec.service"
+        ))?
+        .status
+        == 0;
+    let reason = if !changed.is_empty() {
+        format!("{} file(s) changed", changed.len())
+    } else if !active {
+        "files in place but the services were not running".to_string()
+    } else {
+        "already configured".to_string()
+    };
+    let applied = !changed.is_empty() || !active;
+    if applied {
+        for cmd in &cfg.apply {
+            conn.check(cmd)?;
+        }
+    }
+    Ok(HostReport {
+        side,
+        host: conn.label.clone(),
+        files_changed: changed,
+        applied,
+        reason,
+    })
+}
+
+/// Configure both tunnel hosts. Host keys seen for the first time and the collected facts are recorded in `state`.
+pub fn configure(
+    files: &StateFiles,
+    state: &mut LinkState,
+    out: &Output,
+) -> Result<ConfigureReport, crate::Error> {
+    let key = key_path(files)?;
+    let pb = out.spinner("configure: connecting to both tunnel hosts, preparing IPsec keys");
+    let prepared = both(|side| prepare(state, side, &key))?;
+    for side in Side::BOTH {
+        let p = prepared.get(side);
+        if let Some(h) = state.side_mut(side).tunnel.as_mut() {
+            if let Some(k) = &p.pinned {
+                h.host_key = Some(k.clone());
+            }
+            h.uplink = Some(p.facts.uplink.clone());
+            h.ipsec_pubkey = Some(p.facts.rsa_pubkey.clone());
+        }
+    }
+    files.save(state)?;
+
+    pb.set_message("configure: pushing and applying host configuration");
+    let link = &state.plan;
+    let reports = both(|side| {
+        let p = prepared.get(side);
+        let view = TunnelView {
+            link,
+            side,
+            local: &p.facts,
+            peer: &prepared.get(side.peer()).facts,
+        };
+        let cfg = render::tunnel_host(&view);
+        push(&p.conn, side, &cfg, &view.unit_name()).map_err(crate::Error::from)
+    })?;
+    pb.finish_and_clear();
+
+    // Test hosts need nothing pushed; reaching them now pins their host keys for verify.
+    for side in Side::BOTH {
+        let Some(host) = state.side(side).test.clone() else {
+            continue;
+        };
+        let label = format!("{side} test host");
+        let (_, pinned) = connect(state, side, &host, &label, &key)?;
+        if let (Some(k), Some(h)) = (pinned, state.side_mut(side).test.as_mut()) {
+            h.host_key = Some(k);
+        }
+    }
+    files.save(state)?;
+
+    let hosts = vec![reports.east, reports.west];
+    Ok(ConfigureReport {
+        name: state.name.clone(),
+        changed: hosts.iter().any(|h| h.applied),
+        hosts,
+    })
+}
+
+/// Run `f` for both sides at once (one thread each) and return both results, or the first error.
+pub fn both<T: Send>(
+    f: impl Fn(Side) -> Result<T, crate::Error> + Sync,
+) -> Result<PerSide<T>, crate::Error> {
+    let (e, w) = std::thread::scope(|s| {
+        let e = s.spawn(|| f(Side::East));
+        let w = s.spawn(|| f(Side::West));
+        (
+            e.join().expect("east thread panicked"),
+            w.join().expect("west thread panicked"),
+        )
+    });
+    Ok(PerSide::new(e?, w?))
+}
+
+pub fn human(r: &ConfigureReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .hosts
+        .iter()
+        .map(|h| {
+            vec![
+                h.host.clone(),
+                if h.applied { "applied" } else { "unchanged" }.to_string(),
+                h.reason.clone(),
+                h.files_changed.join(" "),
+            ]
+        })
+        .collect();
+    let mut s = crate::output::table(&["host", "result", "why", "files changed"], &rows);
+    s.push_str(if r.changed {
+        "configure: changes applied\n"
+    } else {
+        "configure: no change; everything was already in place\n"
+    });
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_get_is_parsed() {
+        let s = "203.0.113.10 via 10.0.0.1 dev ens5 src 10.0.0.10 uid 0 \\    cache ";
+        assert_eq!(
+            parse_route_get(s),
+            Some(("ens5".into(), "10.0.0.10".parse().unwrap()))
+        );
+        assert_eq!(parse_route_get("unreachable"), None);
+    }
+}

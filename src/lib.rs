@@ -1,0 +1,20 @@
+//! vpclink: link two AWS VPCs whose IPv4 ranges overlap.
+//!
+//! The pipeline reads from the module names: [`plan`] (address math) -> provision (AWS) -> [`configure`] (SSH)
+//! -> [`verify`]. [`plan`] and [`render`] are pure; [`ssh`] and the AWS layer are thin effect layers.
+
+pub mod cli;
+pub mod commands;
+pub mod configure;
+pub mod error;
+pub mod link;
+pub mod output;
+pub mod plan;
+pub mod render;
+pub mod run;
+pub mod side;
+pub mod ssh;
+pub mod state;
+pub mod verify;
+
+pub use error::{Error, Result};
