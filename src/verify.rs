@@ -10,6 +10,10 @@ use crate::ssh::Conn;
 use crate::state::{LinkState, StateFiles};
 use serde::Serialize;
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// How long verify waits for IKE and the child SA to come up before calling the check failed.
+const IKE_SETTLE: Duration = Duration::from_secs(45);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -69,26 +73,36 @@ fn tunnel_checks(state: &LinkState, side: Side, conn: &Conn) -> Vec<Check> {
     let conn_name = format!("vpclink-{}", state.name);
     let mut v = Vec::new();
 
-    let (_, states) = probe(conn, "ipsec whack --showstates 2>&1 || ipsec status 2>&1");
-    let ike: Vec<&str> = states
-        .lines()
-        .filter(|l| l.contains(&format!("\"{conn_name}\"")))
-        .filter(|l| {
-            l.contains("ESTABLISHED_IKE_SA") || l.contains("PARENT_I3") || l.contains("PARENT_R2")
-        })
-        .collect();
+    // A link that was just configured or rebooted needs a few seconds for IKE: wait, bounded.
+    let deadline = Instant::now() + IKE_SETTLE;
+    let (states, ike) = loop {
+        let (_, states) = probe(conn, "ipsec whack --showstates 2>&1 || ipsec status 2>&1");
+        let ike: Option<String> = states
+            .lines()
+            .filter(|l| l.contains(&format!("\"{conn_name}\"")))
+            .find(|l| {
+                l.contains("ESTABLISHED_IKE_SA")
+                    || l.contains("PARENT_I3")
+                    || l.contains("PARENT_R2")
+            })
+            .map(str::to_string);
+        let child =
+            states.contains("ESTABLISHED_CHILD_SA") || states.contains("IPsec SA established");
+        if (ike.is_some() && child) || Instant::now() >= deadline {
+            break (states, ike);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
     v.push(check(
         "ike-sa",
         side,
-        !ike.is_empty(),
-        ike.first()
-            .map(|l| l.trim().to_string())
-            .unwrap_or_else(|| {
-                format!(
-                    "no established IKE SA for {conn_name}: {}",
-                    last_lines(&states, 3)
-                )
-            }),
+        ike.is_some(),
+        ike.map(|l| l.trim().to_string()).unwrap_or_else(|| {
+            format!(
+                "no established IKE SA for {conn_name}: {}",
+                last_lines(&states, 3)
+            )
+        }),
     ));
 
     let (_, xfrm) = probe(conn, "ip xfrm state");
@@ -112,13 +126,7 @@ fn tunnel_checks(state: &LinkState, side: Side, conn: &Conn) -> Vec<Check> {
         },
     ));
 
-    let (peer_inner, _) = {
-        let (l, p) = match side {
-            Side::East => (crate::render::GRE_INNER[1], crate::render::GRE_INNER[0]),
-            Side::West => (crate::render::GRE_INNER[0], crate::render::GRE_INNER[1]),
-        };
-        (l, p)
-    };
+    let (_, peer_inner) = crate::render::gre_inner(side);
     let (st, out) = probe(
         conn,
         &format!("ping -n -c 3 -i 0.3 -W 2 -I {GRE_IF} {peer_inner}"),
@@ -209,7 +217,7 @@ fn traffic_checks(
     let listener = peer_hosts.test.as_ref().unwrap_or(&peer_hosts.tunnel);
     let port = 47000 + (side as u16);
     let listen = format!(
-        "nohup timeout 20 python3 -c 'import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"0.0.0.0\",{port}));s.listen(1)\nc,a=s.accept();c.sendall((\"{token} \"+a[0]+\"\\n\").encode());c.close()' >/dev/null 2>&1 &"
+        "nohup timeout 20 python3 -c 'import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"0.0.0.0\",{port}));s.listen(1)\nc,a=s.accept();c.sendall((\"{token} \"+a[0]+\"\\n\").encode());c.close()' </dev/null >/dev/null 2>&1 &"
     );
     let expected_src = state
         .side(side)

@@ -28,6 +28,14 @@ pub const GRE_INNER: [Ipv4Addr; 2] = [
 ];
 pub const GRE_INNER_LEN: u8 = 30;
 
+/// (this side's, the peer's) GRE inner address.
+pub fn gre_inner(side: Side) -> (Ipv4Addr, Ipv4Addr) {
+    match side {
+        Side::East => (GRE_INNER[0], GRE_INNER[1]),
+        Side::West => (GRE_INNER[1], GRE_INNER[0]),
+    }
+}
+
 /// What configure learned about one tunnel host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TunnelFacts {
@@ -63,10 +71,7 @@ impl TunnelView<'_> {
         self.link.side(self.side.peer()).mappings()
     }
     pub fn inner(&self) -> (Ipv4Addr, Ipv4Addr) {
-        match self.side {
-            Side::East => (GRE_INNER[0], GRE_INNER[1]),
-            Side::West => (GRE_INNER[1], GRE_INNER[0]),
-        }
+        gre_inner(self.side)
     }
     pub fn dir(&self) -> String {
         format!("/etc/vpclink/{}", self.link.name)
