@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// How long verify waits for IKE and the child SA to come up before calling the check failed.
 const IKE_SETTLE: Duration = Duration::from_secs(45);
+/// One-second echo probes across GRE before the peer counts as unreachable.
+const GRE_SETTLE_TRIES: u32 = 20;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -127,10 +129,12 @@ fn tunnel_checks(state: &LinkState, side: Side, conn: &Conn) -> Vec<Check> {
     ));
 
     let (_, peer_inner) = crate::render::gre_inner(side);
-    let (st, out) = probe(
-        conn,
-        &format!("ping -n -c 3 -i 0.3 -W 2 -I {GRE_IF} {peer_inner}"),
+    // The first packets after the SAs come up can be lost while both ends settle on one pair of SAs (both
+    // initiate). Probe until one echo returns, bounded, and report how long it took.
+    let settle = format!(
+        "i=0; while [ $i -lt {GRE_SETTLE_TRIES} ]; do i=$((i+1)); if ping -n -c 1 -W 1 -I {GRE_IF} {peer_inner} >/dev/null 2>&1; then echo \"echo reply after $i probe(s)\"; exit 0; fi; done; ping -n -c 1 -W 1 -I {GRE_IF} {peer_inner}"
     );
+    let (st, out) = probe(conn, &settle);
     v.push(check("gre-peer", side, st == 0, last_lines(&out, 2)));
 
     let (st, out) = probe(
