@@ -158,7 +158,7 @@ fn tunnel_checks(state: &LinkState, side: Side, conn: &Conn) -> Vec<Check> {
         st == 0 && cin == Some(0) && cout == Some(0),
         match (cin, cout) {
             (Some(i), Some(o)) => format!(
-                "cleartext GRE counted on the wire: {i} in, {o} out; {} blocked before the SA was up",
+                "cleartext GRE counted on the wire: {i} in, {o} out; {} stopped by the firewall while no SA covered them",
                 blocked.unwrap_or(0)
             ),
             _ => "vpclink's counting rules are missing from the firewall; run `vpclink configure`".to_string(),

@@ -86,6 +86,8 @@ install -m 0755 "$here/guest/vl-identity" "$root/usr/local/sbin/vl-identity"
 install -m 0644 "$here/guest/vl-identity.service" "$root/etc/systemd/system/vl-identity.service"
 install -m 0644 "$here/guest/vl-ready.service" "$root/etc/systemd/system/vl-ready.service"
 ln -sf /etc/systemd/system/vl-identity.service "$root/etc/systemd/system/multi-user.target.wants/vl-identity.service"
+mkdir -p "$root/etc/systemd/system/network-online.target.wants"
+ln -sf /etc/systemd/system/vl-identity.service "$root/etc/systemd/system/network-online.target.wants/vl-identity.service"
 ln -sf /etc/systemd/system/vl-ready.service "$root/etc/systemd/system/multi-user.target.wants/vl-ready.service"
 
 # Trim boot: nothing in the lab needs these, and under TCG every unit costs time.
