@@ -25,12 +25,19 @@ pub enum Error {
     ChecksFailed { failed: usize, total: usize },
     #[error("{0}")]
     Runtime(String),
+    /// An AWS call failed at run time (what was done so far is in the state; re-running resumes).
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
+    #[error(transparent)]
+    Discover(#[from] crate::discover::DiscoverError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Plan(_) | Error::Input(_) => EXIT_USAGE,
+            Error::Discover(crate::discover::DiscoverError::Aws(_)) | Error::Aws(_) => EXIT_RUNTIME,
+            Error::Discover(_) => EXIT_USAGE,
             Error::State(StateError::Missing { .. }) => EXIT_USAGE,
             Error::State(_) => EXIT_RUNTIME,
             Error::Ssh(_)

@@ -1,0 +1,132 @@
+//! One error type for every AWS call: which side and profile, which call on which resource, the AWS error code, and
+//! what the user can do about it.
+
+use crate::side::Side;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::fmt;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct AwsError {
+    pub side: Side,
+    pub profile: String,
+    /// The IAM action, e.g. "ec2:CreateRoute".
+    pub action: &'static str,
+    /// What it was done to: an id, a name, or "rtb-1 10.64.0.0/16".
+    pub resource: String,
+    /// The AWS error code (UnauthorizedOperation, InvalidGroup.NotFound...); None when no answer came back.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} side (profile {}): {} on {} failed: {}{}. Fix: {}",
+            self.side,
+            self.profile,
+            self.action,
+            self.resource,
+            self.code
+                .as_deref()
+                .map(|c| format!("{c}: "))
+                .unwrap_or_default(),
+            self.message,
+            self.fix()
+        )
+    }
+}
+
+impl AwsError {
+    pub fn new<E, R>(
+        side: Side,
+        profile: &str,
+        action: &'static str,
+        resource: impl Into<String>,
+        err: SdkError<E, R>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug,
+    {
+        let (code, message) = match &err {
+            SdkError::ServiceError(_) => (
+                err.code().map(str::to_string),
+                err.message().unwrap_or("no message").to_string(),
+            ),
+            _ => (None, DisplayErrorContext(&err).to_string()),
+        };
+        AwsError {
+            side,
+            profile: profile.to_string(),
+            action,
+            resource: resource.into(),
+            code,
+            message,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        self.code.as_deref().unwrap_or("")
+    }
+
+    /// The resource is gone (or not visible yet: EC2 is eventually consistent right after a create).
+    pub fn is_not_found(&self) -> bool {
+        let c = self.code();
+        c.ends_with(".NotFound") || c.ends_with(".Malformed") && c.contains("ID")
+    }
+
+    /// A DryRun call that would have succeeded.
+    pub fn is_dry_run_ok(&self) -> bool {
+        self.code() == "DryRunOperation"
+    }
+
+    pub fn is_denied(&self) -> bool {
+        matches!(
+            self.code(),
+            "UnauthorizedOperation"
+                | "AccessDenied"
+                | "AccessDeniedException"
+                | "Client.UnauthorizedOperation"
+        )
+    }
+
+    pub fn is_duplicate(&self) -> bool {
+        let c = self.code();
+        c.ends_with(".Duplicate") || c == "RouteAlreadyExists"
+    }
+
+    /// What to do about it, in one sentence.
+    pub fn fix(&self) -> String {
+        let (p, a) = (&self.profile, self.action);
+        match self.code() {
+            c if self.is_denied() || c == "UnauthorizedOperation" => {
+                format!("missing permission {a} on profile {p}; add it to the IAM policy of that profile's user or role")
+            }
+            "AuthFailure" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "RequestExpired" => {
+                format!("the credentials of profile {p} are not valid or have expired; refresh them (e.g. `aws sso login --profile {p}`)")
+            }
+            "AddressLimitExceeded" => {
+                "the Elastic IP quota of this region is used up; release unused addresses or request a quota increase".into()
+            }
+            "RouteLimitExceeded" => {
+                "the route table is full (50 routes by default); remove unused routes or request a quota increase".into()
+            }
+            "InstanceLimitExceeded" | "VcpuLimitExceeded" | "InsufficientInstanceCapacity" => {
+                "no capacity or quota for this instance type here; try another --instance-type or request a quota increase".into()
+            }
+            "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => {
+                "AWS is throttling this account; wait a minute and run the same command again (it resumes)".into()
+            }
+            "" => format!(
+                "no answer from AWS; check the network, and the region and endpoint_url of profile {p}, then run the same command again (it resumes)"
+            ),
+            c if self.is_not_found() => format!(
+                "{} does not exist (any more); `vpclink status` shows what drifted, `vpclink up` recreates it",
+                self.resource
+            )
+            .replace("does not exist", &format!("does not exist ({c})")),
+            _ => "run the same command again (it resumes); if it keeps failing, the message above says why".into(),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The AWS effect layer: one SdkConfig per side, built explicitly from that side's profile (never from AWS_PROFILE),
+//! and thin wrappers with one method per API call.
+
+pub mod ec2;
+mod error;
+pub mod profile;
+pub mod tags;
+
+pub use ec2::{DryRunLog, Ec2};
+pub use error::AwsError;
+
+use crate::side::Side;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// What the user asked for on one side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideTarget {
+    pub side: Side,
+    pub profile: String,
+    pub region: Option<String>,
+}
+
+/// One side's clients and identity.
+#[derive(Debug, Clone)]
+pub struct SideAws {
+    pub side: Side,
+    pub profile: String,
+    pub region: String,
+    pub account: String,
+    pub ec2: Ec2,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{side} side: profile '{profile}' is not defined in {files}; pass an existing profile (`aws configure list-profiles` lists them)")]
+    UnknownProfile {
+        side: Side,
+        profile: String,
+        files: String,
+    },
+    #[error("{side} side: profile '{profile}' has no region; set `region` in its config or pass --{side}-region")]
+    NoRegion { side: Side, profile: String },
+    #[error(transparent)]
+    Identity(AwsError),
+}
+
+impl ConnectError {
+    /// Bad input (exit 2), not a failure at run time: nothing was attempted yet.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            ConnectError::UnknownProfile { .. } | ConnectError::NoRegion { .. } => true,
+            ConnectError::Identity(e) => e.code.is_some(),
+        }
+    }
+}
+
+/// The SdkConfig for one profile, as the AWS CLI would resolve it (config and credentials files, endpoint_url,
+/// AWS_* variables), with an optional region override. Throttling is retried with backoff by the SDK.
+pub async fn sdk_config(profile: &str, region: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .profile_name(profile)
+        .retry_config(RetryConfig::standard().with_max_attempts(8));
+    if let Some(r) = region {
+        loader = loader.region(Region::new(r.to_string()));
+    }
+    loader.load().await
+}
+
+/// Build the clients for one side and learn its account (STS GetCallerIdentity doubles as a credentials check).
+pub async fn connect(
+    target: &SideTarget,
+    dry_run: Option<DryRunLog>,
+) -> Result<SideAws, ConnectError> {
+    let SideTarget {
+        side,
+        profile,
+        region,
+    } = target;
+    let (side, profile) = (*side, profile.clone());
+    if !profile::defined(&profile) {
+        return Err(ConnectError::UnknownProfile {
+            side,
+            profile,
+            files: profile::files_description(),
+        });
+    }
+    let config = sdk_config(&profile, region.as_deref()).await;
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .ok_or_else(|| ConnectError::NoRegion {
+            side,
+            profile: profile.clone(),
+        })?;
+    let sts = aws_sdk_sts::Client::new(&config);
+    let account = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| {
+            ConnectError::Identity(AwsError::new(
+                side,
+                &profile,
+                "sts:GetCallerIdentity",
+                "the caller",
+                e,
+            ))
+        })?
+        .account
+        .unwrap_or_default();
+    Ok(SideAws {
+        side,
+        region,
+        account,
+        ec2: Ec2::new(aws_sdk_ec2::Client::new(&config), side, &profile, dry_run),
+        ssm: aws_sdk_ssm::Client::new(&config),
+        profile,
+    })
+}

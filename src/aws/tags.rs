@@ -1,0 +1,87 @@
+//! The tags every vpclink resource carries. They are how `down` finds a link without its state file, and how `up`
+//! finds what it created before a crash kept it from recording it.
+
+use crate::side::Side;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+
+pub const LINK: &str = "vpclink:link";
+pub const SIDE: &str = "vpclink:side";
+pub const ROLE: &str = "vpclink:role";
+
+/// Roles: what a resource is for within its side.
+pub const ROLE_KEY: &str = "key";
+pub const ROLE_TUNNEL: &str = "tunnel";
+pub const ROLE_TEST: &str = "test";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkTags {
+    pub link: String,
+    pub side: Side,
+    pub role: &'static str,
+}
+
+impl LinkTags {
+    pub fn new(link: &str, side: Side, role: &'static str) -> Self {
+        LinkTags {
+            link: link.to_string(),
+            side,
+            role,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!("vpclink-{}-{}-{}", self.link, self.side, self.role)
+    }
+
+    pub fn tags(&self) -> Vec<Tag> {
+        [
+            ("Name", self.name()),
+            (LINK, self.link.clone()),
+            (SIDE, self.side.to_string()),
+            (ROLE, self.role.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+    }
+
+    pub fn spec(&self, resource: ResourceType) -> TagSpecification {
+        TagSpecification::builder()
+            .resource_type(resource)
+            .set_tags(Some(self.tags()))
+            .build()
+    }
+
+    /// Filters matching exactly this link, side and role.
+    pub fn filters(&self) -> Vec<Filter> {
+        let mut f = link_filters(&self.link, Some(self.side));
+        f.push(tag_filter(ROLE, self.role));
+        f
+    }
+}
+
+pub fn tag_filter(key: &str, value: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(value)
+        .build()
+}
+
+pub fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+/// Everything of one link (on one side, when given).
+pub fn link_filters(link: &str, side: Option<Side>) -> Vec<Filter> {
+    let mut f = vec![tag_filter(LINK, link)];
+    if let Some(s) = side {
+        f.push(tag_filter(SIDE, s.as_str()));
+    }
+    f
+}
+
+pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
