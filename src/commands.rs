@@ -1,25 +1,424 @@
-//! AWS-facing subcommands (plan, up, status, down). Being written on the `aws` branch; until it lands these
-//! say so and exit 1.
+//! The AWS-facing subcommands (plan, up, status, down): connect both sides, then hand over to discover, provision,
+//! status or teardown, and print through `Output`.
 
+use crate::aws::{self, ConnectError, DryRunLog, SideAws, SideTarget};
 use crate::cli::{DownArgs, NameArg, PlanArgs, UpArgs};
+use crate::discover::{self, SideFacts};
 use crate::error::{Error, Result};
-use crate::output::Output;
+use crate::link::LinkPlan;
+use crate::output::{table, Output};
+use crate::plan::{self, PlanRequest};
+use crate::provision::{self, Connected};
+use crate::side::{PerSide, Side};
+use crate::state::{LinkState, StateFiles};
+use crate::{status, teardown};
+use serde::Serialize;
 
-fn pending(what: &str) -> Error {
-    Error::Runtime(format!(
-        "`vpclink {what}` needs the AWS layer, which this build does not have yet"
-    ))
+fn connect_error(e: ConnectError) -> Error {
+    match e {
+        ConnectError::Identity(aws) if !e_is_usage(&aws) => Error::Aws(aws),
+        other => Error::Input(other.to_string()),
+    }
 }
 
-pub async fn plan(_a: PlanArgs, _out: &Output) -> Result<()> {
-    Err(pending("plan"))
+fn e_is_usage(e: &aws::AwsError) -> bool {
+    e.code.is_some()
 }
-pub async fn up(_a: UpArgs, _out: &Output) -> Result<()> {
-    Err(pending("up"))
+
+/// Connect both sides at once.
+pub async fn connect(
+    targets: PerSide<SideTarget>,
+    dry: Option<DryRunLog>,
+) -> Result<PerSide<SideAws>> {
+    let (east, west) = tokio::join!(
+        aws::connect(&targets.east, dry.clone()),
+        aws::connect(&targets.west, dry)
+    );
+    // Report both sides' problems at once when both fail.
+    match (east, west) {
+        (Ok(e), Ok(w)) => Ok(PerSide::new(e, w)),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(connect_error(e)),
+        (Err(e), Err(w)) => match (connect_error(e), connect_error(w)) {
+            (Error::Input(a), Error::Input(b)) => Err(Error::Input(format!("{a}\n{b}"))),
+            (a, _) => Err(a),
+        },
+    }
 }
-pub async fn status(_a: NameArg, _out: &Output) -> Result<()> {
-    Err(pending("status"))
+
+fn targets(a: &PlanArgs) -> PerSide<SideTarget> {
+    let p = &a.profiles;
+    PerSide::new(
+        SideTarget {
+            side: Side::East,
+            profile: p.east.clone(),
+            region: p.east_region.clone(),
+        },
+        SideTarget {
+            side: Side::West,
+            profile: p.west.clone(),
+            region: p.west_region.clone(),
+        },
+    )
 }
-pub async fn down(_a: DownArgs, _out: &Output) -> Result<()> {
-    Err(pending("down"))
+
+/// Connect, discover both VPCs and plan the link; an existing link's plan is kept (its mapped ranges are in use).
+pub async fn connect_and_plan(
+    a: &PlanArgs,
+    files: &StateFiles,
+    dry: Option<DryRunLog>,
+) -> Result<Connected> {
+    let existing = if files.exists() {
+        Some(files.load()?)
+    } else {
+        None
+    };
+    let aws = connect(targets(a), dry).await?;
+    let requested = PerSide::new(a.east_vpc.clone(), a.west_vpc.clone());
+
+    if let Some(state) = &existing {
+        for side in Side::BOTH {
+            let was = state.plan.side(side);
+            let asked = requested.get(side).as_deref();
+            let now = aws.get(side);
+            if asked.is_some_and(|v| v != was.vpc_id)
+                || now.account != was.account
+                || now.region != was.region
+            {
+                return Err(Error::Input(format!(
+                    "link '{}' already links {side} VPC {} in account {} ({}); this run asks for {} in account {} ({}). Use another --name, or `vpclink down --name {}` first",
+                    state.name, was.vpc_id, was.account, was.region, asked.unwrap_or(&was.vpc_id), now.account, now.region, state.name
+                )));
+            }
+        }
+    }
+
+    let (east, west) = match &existing {
+        Some(s) => tokio::join!(
+            discover::rediscover(&aws.east, &s.plan.east.vpc_id),
+            discover::rediscover(&aws.west, &s.plan.west.vpc_id)
+        ),
+        None => tokio::join!(
+            discover::discover(&aws.east, requested.east.as_deref()),
+            discover::discover(&aws.west, requested.west.as_deref())
+        ),
+    };
+    let facts = match (east, west) {
+        (Ok(e), Ok(w)) => PerSide::new(e, w),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e.into()),
+        (Err(e), Err(w)) => return Err(Error::Input(format!("{e}\n{w}"))),
+    };
+
+    let plan = match &existing {
+        Some(state) => refreshed(&state.plan, &facts),
+        None => new_plan(a, &aws, &facts)?,
+    };
+    Ok(Connected {
+        aws,
+        facts,
+        plan,
+        existing,
+    })
+}
+
+/// An existing plan with today's route tables (a table added since the last run gets the routes too).
+fn refreshed(old: &LinkPlan, facts: &PerSide<SideFacts>) -> LinkPlan {
+    let mut plan = old.clone();
+    for side in Side::BOTH {
+        let p = plan.side_mut(side);
+        p.route_tables = facts.get(side).table_ids();
+        let f = facts.get(side);
+        if !p
+            .public_subnet
+            .as_ref()
+            .is_some_and(|s| f.public_subnets.contains(s))
+        {
+            p.public_subnet = f.public_subnet().map(str::to_string);
+        }
+    }
+    plan
+}
+
+fn new_plan(a: &PlanArgs, aws: &PerSide<SideAws>, facts: &PerSide<SideFacts>) -> Result<LinkPlan> {
+    let vpcs = facts.map(|_, f| f.addresses());
+    let overlapping = plan::vpcs_overlap(&vpcs);
+    if !overlapping && !a.allow_disjoint {
+        let list = |s: Side| {
+            facts
+                .get(s)
+                .vpc
+                .cidrs
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        return Err(Error::Input(format!(
+            "the VPCs do not overlap (east {} {}, west {} {}): plain VPC peering or a transit gateway links them without address mapping. To link them with vpclink anyway, pass --allow-disjoint",
+            facts.east.vpc.id,
+            list(Side::East),
+            facts.west.vpc.id,
+            list(Side::West)
+        )));
+    }
+    let req = PlanRequest {
+        vpcs,
+        overrides: PerSide::new(a.east_map.clone(), a.west_map.clone()),
+        owned_routes: Vec::new(),
+    };
+    let mapped = plan::plan(&req)?;
+    let side_plan = |side: Side| {
+        let mut p = facts.get(side).side_plan(aws.get(side));
+        p.mapped = mapped.get(side).iter().map(|m| m.mapped).collect();
+        p
+    };
+    Ok(LinkPlan {
+        name: a.name.name.clone(),
+        overlapping,
+        east: side_plan(Side::East),
+        west: side_plan(Side::West),
+    })
+}
+
+pub fn plan_human(plan: &LinkPlan) -> String {
+    let mut rows = Vec::new();
+    for side in Side::BOTH {
+        let p = plan.side(side);
+        for (i, (c, m)) in p.cidrs.iter().zip(&p.mapped).enumerate() {
+            let first = i == 0;
+            let cell = |s: String| if first { s } else { String::new() };
+            rows.push(vec![
+                cell(side.to_string()),
+                cell(p.profile.clone()),
+                cell(format!("{} {}", p.account, p.region)),
+                cell(p.vpc_id.clone()),
+                c.to_string(),
+                format!("{} reaches it at {m}", side.peer()),
+            ]);
+        }
+    }
+    let mut s = table(
+        &["side", "profile", "account/region", "vpc", "cidr", "mapped"],
+        &rows,
+    );
+    for side in Side::BOTH {
+        let p = plan.side(side);
+        s.push_str(&format!(
+            "{side}: routes to the {} side's mapped ranges go into {} route table(s): {}; tunnel host subnet {}\n",
+            side.peer(),
+            p.route_tables.len(),
+            p.route_tables.join(" "),
+            p.public_subnet.as_deref().unwrap_or("(none: no public subnet)")
+        ));
+    }
+    s
+}
+
+pub async fn plan(a: PlanArgs, out: &Output) -> Result<()> {
+    let files = StateFiles::for_link(&a.name.name)?;
+    let c = connect_and_plan(&a, &files, None).await?;
+    out.emit(&c.plan, || plan_human(&c.plan));
+    Ok(())
+}
+
+pub async fn up(a: UpArgs, out: &Output) -> Result<()> {
+    let files = StateFiles::for_link(&a.plan.name.name)?;
+    let dry = a.dry_run.then(DryRunLog::default);
+    let connected = connect_and_plan(&a.plan, &files, dry.clone()).await?;
+    let report = provision::up(&a, &files, connected, dry, out.json).await?;
+    let provisioned_only = a.no_configure || a.dry_run;
+    if out.json && provisioned_only {
+        out.emit(&report, String::new);
+    } else if !out.json {
+        print!("{}", up_human(&report));
+    }
+    if provisioned_only {
+        return Ok(());
+    }
+    crate::run::configure_cmd(&a.plan.name, out).await?;
+    crate::run::verify_cmd(&a.plan.name, out).await
+}
+
+fn up_human(r: &provision::UpReport) -> String {
+    if let Some(calls) = &r.dry_run {
+        let rows: Vec<Vec<String>> = calls
+            .iter()
+            .map(|c| vec![c.side.to_string(), c.action.to_string(), c.detail.clone()])
+            .collect();
+        return format!(
+            "{}\n--dry-run: the {} calls above would be made (reads were made; nothing was changed)\n",
+            table(&["side", "call", "parameters"], &rows),
+            calls.len()
+        );
+    }
+    let mut s = plan_human(&r.plan);
+    s.push('\n');
+    s.push_str(&resources_table(&r.state));
+    s
+}
+
+pub fn resources_table(state: &LinkState) -> String {
+    let mut rows = Vec::new();
+    for side in Side::BOTH {
+        let s = state.side(side);
+        let mut row = |what: &str, id: Option<String>, detail: String| {
+            if let Some(id) = id {
+                rows.push(vec![side.to_string(), what.to_string(), id, detail]);
+            }
+        };
+        row("key-pair", s.key_pair_id.clone(), String::new());
+        row("tunnel-sg", s.tunnel_sg.clone(), String::new());
+        row("test-sg", s.test_sg.clone(), String::new());
+        if let Some(h) = &s.tunnel {
+            row(
+                "tunnel-host",
+                h.instance_id.clone(),
+                format!("{} {}", h.private_ip, h.eni_id.clone().unwrap_or_default()),
+            );
+        }
+        if let Some(e) = &s.eip {
+            row(
+                "elastic-ip",
+                Some(e.allocation_id.clone()),
+                e.public_ip.to_string(),
+            );
+        }
+        if let Some(h) = &s.test {
+            row("test-host", h.instance_id.clone(), h.private_ip.to_string());
+        }
+        for r in &s.routes {
+            row(
+                "route",
+                Some(r.route_table_id.clone()),
+                r.destination.to_string(),
+            );
+        }
+    }
+    table(&["side", "resource", "id", "detail"], &rows)
+}
+
+pub async fn status(a: NameArg, out: &Output) -> Result<()> {
+    let files = StateFiles::for_link(&a.name)?;
+    let state = files.load()?;
+    let targets = PerSide::new(Side::East, Side::West).map(|_, &side| SideTarget {
+        side,
+        profile: state.plan.side(side).profile.clone(),
+        region: Some(state.plan.side(side).region.clone()),
+    });
+    let aws = connect(targets, None).await?;
+    let (east, west) = tokio::join!(
+        status::side_status(&aws.east, &state),
+        status::side_status(&aws.west, &state)
+    );
+    let items: Vec<status::Item> = east?.into_iter().chain(west?).collect();
+    let report = status::StatusReport {
+        name: state.name.clone(),
+        ok: items.iter().all(|i| i.ok),
+        items,
+    };
+    out.emit(&report, || status::human(&report));
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct DownReport {
+    name: String,
+    dry_run: bool,
+    deleted: Vec<teardown::Inventory>,
+    /// Resources with the link's tags still there afterwards (should be none).
+    left: usize,
+}
+
+pub async fn down(a: DownArgs, out: &Output) -> Result<()> {
+    let files = StateFiles::for_link(&a.name.name)?;
+    let state = if files.exists() {
+        Some(files.load()?)
+    } else {
+        None
+    };
+    let target =
+        |side: Side, profile: &Option<String>, region: &Option<String>| -> Result<SideTarget> {
+            match (profile, &state) {
+                (Some(p), _) => Ok(SideTarget {
+                    side,
+                    profile: p.clone(),
+                    region: region.clone(),
+                }),
+                (None, Some(s)) => Ok(SideTarget {
+                    side,
+                    profile: s.plan.side(side).profile.clone(),
+                    region: region.clone().or(Some(s.plan.side(side).region.clone())),
+                }),
+                (None, None) => Err(crate::state::StateError::Missing {
+                    name: a.name.name.clone(),
+                    path: files.state_path(),
+                }
+                .into()),
+            }
+        };
+    let targets = PerSide::new(
+        target(Side::East, &a.east, &a.east_region)?,
+        target(Side::West, &a.west, &a.west_region)?,
+    );
+    let aws = connect(targets, None).await?;
+    let link = &a.name.name;
+    let (e, w) = tokio::join!(
+        teardown::collect(&aws.east, link, state.as_ref()),
+        teardown::collect(&aws.west, link, state.as_ref())
+    );
+    let inventory = PerSide::new(e?, w?);
+
+    let listing = |inv: &PerSide<teardown::Inventory>| {
+        let rows: Vec<Vec<String>> = inv.east.rows().into_iter().chain(inv.west.rows()).collect();
+        table(&["side", "resource", "id"], &rows)
+    };
+    if !out.json {
+        eprint!("{}", listing(&inventory));
+    }
+    if a.dry_run {
+        let r = DownReport {
+            name: link.clone(),
+            dry_run: true,
+            left: inventory.east.count() + inventory.west.count(),
+            deleted: vec![inventory.east, inventory.west],
+        };
+        out.emit(&r, || {
+            format!("--dry-run: {} resource(s) above would be deleted\n", r.left)
+        });
+        return Ok(());
+    }
+
+    let bar = out.spinner(format!("deleting link '{link}' on both sides"));
+    let (de, dw) = tokio::join!(
+        teardown::delete(&aws.east, &inventory.east),
+        teardown::delete(&aws.west, &inventory.west)
+    );
+    bar.finish_and_clear();
+    de?;
+    dw?;
+
+    // Leak check: collect again; nothing may be left.
+    let (e, w) = tokio::join!(
+        teardown::collect(&aws.east, link, None),
+        teardown::collect(&aws.west, link, None)
+    );
+    let left = e?.count() + w?.count();
+    if left > 0 {
+        return Err(Error::Runtime(format!(
+            "{left} resource(s) with the link's tags are still there after deleting; run `vpclink down --name {link}` again"
+        )));
+    }
+    files.remove()?;
+    let r = DownReport {
+        name: link.clone(),
+        dry_run: false,
+        deleted: vec![inventory.east, inventory.west],
+        left,
+    };
+    out.emit(&r, || {
+        format!(
+            "link '{link}' is down: {} resource(s) deleted, none left\n",
+            r.deleted.iter().map(|i| i.count()).sum::<usize>()
+        )
+    });
+    Ok(())
 }

@@ -1,0 +1,318 @@
+//! The hosts: a tunnel host (public subnet, Elastic IP, source/dest check off) and optionally a test host per side.
+//! Found again by tag after a crash; launched with a ClientToken so a retried RunInstances returns the same host.
+
+use super::Step;
+use crate::aws::ec2::{is_placeholder, retry_not_found, LaunchSpec};
+use crate::aws::tags::{filter, LinkTags};
+use crate::error::{Error, Result};
+use crate::render::cloud_init;
+use crate::state::{Host, Os, Role, SshTarget};
+use aws_sdk_ec2::types::{Instance, InstanceStateName};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// The SSM public parameter naming the current AMI for an OS and CPU architecture.
+pub fn ami_parameter(os: Os, arch: &str) -> String {
+    let ubuntu_arch = if arch == "arm64" { "arm64" } else { "amd64" };
+    match os {
+        Os::Al2023 => {
+            format!("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}")
+        }
+        Os::Ubuntu2404 => {
+            format!("/aws/service/canonical/ubuntu/server/24.04/stable/current/{ubuntu_arch}/hvm/ebs-gp3/ami-id")
+        }
+        Os::Debian => format!("/aws/service/debian/release/bookworm/latest/{ubuntu_arch}"),
+    }
+}
+
+/// Graviton families carry a "g" after the generation digit (t4g, c7gn, m6gd); everything else here is x86_64.
+pub fn arch_of(instance_type: &str) -> &'static str {
+    let family = instance_type.split('.').next().unwrap_or("");
+    let after_digit = family.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = after_digit.trim_start_matches(|c: char| c.is_ascii_digit());
+    if suffix.starts_with('g') {
+        "arm64"
+    } else {
+        "x86_64"
+    }
+}
+
+pub fn login_user(os: Os) -> &'static str {
+    match os {
+        Os::Al2023 => "ec2-user",
+        Os::Ubuntu2404 => "ubuntu",
+        Os::Debian => "admin",
+    }
+}
+
+fn is_gone(i: &Instance) -> bool {
+    matches!(
+        i.state().and_then(|s| s.name()),
+        Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+    )
+}
+
+fn primary_eni(i: &Instance) -> Option<String> {
+    i.network_interfaces()
+        .iter()
+        .find(|n| n.attachment().and_then(|a| a.device_index()).unwrap_or(0) == 0)
+        .and_then(|n| n.network_interface_id())
+        .map(str::to_string)
+}
+
+/// A ClientToken that stays the same across retries of one launch but differs once an earlier host of this role was
+/// terminated (AWS would otherwise hand back the terminated one). EC2 caps tokens at 64 ASCII characters.
+pub fn client_token(tags: &LinkTags, vpc_id: &str, generation: usize) -> String {
+    let digest = crate::configure::sha256_hex(&format!(
+        "{}/{}/{}/{vpc_id}",
+        tags.link, tags.side, tags.role
+    ));
+    format!("vpclink-{generation}-{}", &digest[..40])
+}
+
+fn host_of(i: &Instance, os: Os) -> Option<Host> {
+    Some(Host {
+        instance_id: i.instance_id().map(str::to_string),
+        eni_id: primary_eni(i),
+        private_ip: i.private_ip_address()?.parse().ok()?,
+        public_ip: None,
+        os,
+        ssh: None,
+        host_key: None,
+        uplink: None,
+        ipsec_pubkey: None,
+    })
+}
+
+/// The current AMI for the link's OS on this instance type, from the SSM public parameter, checked to exist.
+pub async fn resolve_ami(aws: &crate::aws::SideAws, os: Os, instance_type: &str) -> Result<String> {
+    let name = ami_parameter(os, arch_of(instance_type));
+    let side = aws.side;
+    let value = aws
+        .ssm
+        .get_parameter()
+        .name(&name)
+        .send()
+        .await
+        .map_err(|e| crate::aws::AwsError::new(side, &aws.profile, "ssm:GetParameter", &name, e))?
+        .parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| Error::Input(format!("{side} side: SSM parameter {name} has no value")))?;
+    match aws.ec2.describe_image(&value).await? {
+        Some(_) => Ok(value),
+        None => Err(Error::Input(format!(
+            "{side} side: AMI {value} (from {name}) is not visible in {}; pick another --os or region",
+            aws.region
+        ))),
+    }
+}
+
+pub struct HostRequest<'a> {
+    pub role: Role,
+    pub tags_role: &'static str,
+    pub image_id: &'a str,
+    pub subnet_id: &'a str,
+    pub security_group_id: &'a str,
+    pub key_name: &'a str,
+}
+
+/// The host for `req.role` runs: found (state or tag) or launched, then waited for. Returns its facts.
+pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Host> {
+    let os = step.options().os;
+    let tags = LinkTags::new(step.link(), step.side(), req.tags_role);
+    let mut filters = tags.filters();
+    filters.push(filter("vpc-id", step.vpc_id()));
+    let found = step.aws.ec2.describe_instances(filters).await?;
+    let alive: Vec<&Instance> = found.iter().filter(|i| !is_gone(i)).collect();
+    let recorded = step.side_state(|s| host_slot(s, req.role).and_then(|h| h.instance_id.clone()));
+    let instance = match alive
+        .iter()
+        .find(|i| i.instance_id() == recorded.as_deref())
+        .or(alive.first())
+    {
+        Some(i) => (*i).clone(),
+        None => {
+            let mut generation = found.len();
+            loop {
+                let spec = LaunchSpec {
+                    tags: tags.clone(),
+                    image_id: req.image_id.to_string(),
+                    instance_type: step.options().instance_type.clone(),
+                    subnet_id: req.subnet_id.to_string(),
+                    security_group_id: req.security_group_id.to_string(),
+                    key_name: req.key_name.to_string(),
+                    user_data: cloud_init::user_data(req.role, os).to_string(),
+                    client_token: client_token(&tags, step.vpc_id(), generation),
+                };
+                let i = step.aws.ec2.run_instance(&spec).await?;
+                if !is_gone(&i) || generation > found.len() + 5 {
+                    break i;
+                }
+                generation += 1; // an old token answered with a terminated host: use a fresh one
+            }
+        }
+    };
+    let id = instance.instance_id().unwrap_or_default().to_string();
+    // Record the id before waiting, so that a crash while it boots leaves it findable by state as well as by tag.
+    if let Some(h) = host_of(&instance, os) {
+        step.record(|s| set_host_slot(s, req.role, merge(host_slot(s, req.role), h.clone())))?;
+    }
+    if is_placeholder(&id) {
+        let h = planned_host(os, &id);
+        step.record(|s| set_host_slot(s, req.role, h.clone()))?;
+        return Ok(h);
+    }
+    let running = wait_running(step, &id).await?;
+    let host = host_of(&running, os).ok_or_else(|| {
+        Error::Runtime(format!(
+            "{} {}: instance {id} has no private IP",
+            step.side(),
+            req.tags_role
+        ))
+    })?;
+    let host = step.record_host(req.role, host)?;
+    Ok(host)
+}
+
+fn planned_host(os: Os, id: &str) -> Host {
+    Host {
+        instance_id: Some(id.to_string()),
+        eni_id: Some(id.replace("instance", "network interface")),
+        private_ip: Ipv4Addr::UNSPECIFIED,
+        public_ip: None,
+        os,
+        ssh: None,
+        host_key: None,
+        uplink: None,
+        ipsec_pubkey: None,
+    }
+}
+
+/// Keep what configure learned about a host (host key, uplink, IPsec key) when it is the same instance.
+fn merge(old: Option<&Host>, new: Host) -> Host {
+    match old {
+        Some(o) if o.instance_id == new.instance_id => Host {
+            public_ip: new.public_ip.or(o.public_ip),
+            ssh: new.ssh.or(o.ssh.clone()),
+            host_key: o.host_key.clone(),
+            uplink: o.uplink.clone(),
+            ipsec_pubkey: o.ipsec_pubkey.clone(),
+            ..new
+        },
+        _ => new,
+    }
+}
+
+pub fn host_slot(s: &crate::state::SideState, role: Role) -> Option<&Host> {
+    match role {
+        Role::Tunnel => s.tunnel.as_ref(),
+        Role::Test => s.test.as_ref(),
+    }
+}
+
+pub fn set_host_slot(s: &mut crate::state::SideState, role: Role, h: Host) {
+    match role {
+        Role::Tunnel => s.tunnel = Some(h),
+        Role::Test => s.test = Some(h),
+    }
+}
+
+impl Step<'_> {
+    pub fn record_host(&self, role: Role, host: Host) -> Result<Host> {
+        let mut merged = host.clone();
+        self.record(|s| {
+            merged = merge(host_slot(s, role), host.clone());
+            set_host_slot(s, role, merged.clone());
+        })?;
+        Ok(merged)
+    }
+}
+
+/// Poll until the instance runs (EC2 is eventually consistent right after RunInstances: NotFound is retried).
+async fn wait_running(step: &Step<'_>, id: &str) -> Result<Instance> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let i = retry_not_found(|| async {
+            step.aws
+                .ec2
+                .describe_instance(id)
+                .await?
+                .ok_or_else(|| crate::aws::AwsError {
+                    side: step.side(),
+                    profile: step.aws.profile.clone(),
+                    action: "ec2:DescribeInstances",
+                    resource: id.to_string(),
+                    code: Some("InvalidInstanceID.NotFound".into()),
+                    message: "not visible yet".into(),
+                })
+        })
+        .await?;
+        match i.state().and_then(|s| s.name()) {
+            Some(InstanceStateName::Running) => return Ok(i),
+            Some(InstanceStateName::Pending) | None => {}
+            Some(other) => {
+                return Err(Error::Runtime(format!(
+                    "{} side: instance {id} is {other} instead of starting; `vpclink status` shows it, `vpclink up` launches a new one once it is terminated",
+                    step.side()
+                )))
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(Error::Runtime(format!("{} side: instance {id} did not reach running in 10 minutes; run `vpclink up` again to keep waiting", step.side())));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// How configure reaches a host: the tunnel host at its Elastic IP, a test host through its tunnel host.
+pub fn ssh_target(role: Role, host: &Host, eip: Option<Ipv4Addr>) -> SshTarget {
+    match role {
+        Role::Tunnel => SshTarget {
+            host: eip.unwrap_or(host.private_ip).to_string(),
+            port: 22,
+            user: login_user(host.os).into(),
+            via_tunnel: false,
+        },
+        Role::Test => SshTarget {
+            host: host.private_ip.to_string(),
+            port: 22,
+            user: login_user(host.os).into(),
+            via_tunnel: true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architecture_and_ami_parameters() {
+        assert_eq!(arch_of("t3.small"), "x86_64");
+        assert_eq!(arch_of("t4g.small"), "arm64");
+        assert_eq!(arch_of("c7gn.large"), "arm64");
+        assert_eq!(arch_of("m6gd.xlarge"), "arm64");
+        assert_eq!(arch_of("m7i.large"), "x86_64");
+        assert_eq!(
+            ami_parameter(Os::Al2023, "x86_64"),
+            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+        );
+        assert_eq!(
+            ami_parameter(Os::Ubuntu2404, "arm64"),
+            "/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id"
+        );
+    }
+
+    #[test]
+    fn client_tokens_are_stable_short_and_change_per_generation() {
+        let t = LinkTags::new(
+            "a-very-long-link-name-24",
+            crate::side::Side::West,
+            "tunnel",
+        );
+        let a = client_token(&t, "vpc-0123456789abcdef0", 0);
+        assert!(a.len() <= 64);
+        assert_eq!(a, client_token(&t, "vpc-0123456789abcdef0", 0));
+        assert_ne!(a, client_token(&t, "vpc-0123456789abcdef0", 1));
+    }
+}

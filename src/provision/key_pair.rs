@@ -1,0 +1,92 @@
+//! The link's SSH key: ed25519, made on this machine, private half kept beside the state (0600), public half
+//! imported into both regions under one name.
+
+use super::Step;
+use crate::aws::tags::{filter, LinkTags, ROLE_KEY};
+use crate::error::{Error, Result};
+use crate::state::{write_atomic, StateFiles};
+use ssh_key::{Algorithm, LineEnding, PrivateKey};
+
+pub fn key_name(link: &str) -> String {
+    format!("vpclink-{link}")
+}
+
+/// The link's private key from disk, or a new one (not yet written: see [`persist`]). Returns it and whether it is new.
+pub fn load_or_make(files: &StateFiles) -> Result<(PrivateKey, bool)> {
+    let path = files.key_path();
+    if path.exists() {
+        let key = PrivateKey::read_openssh_file(&path).map_err(|e| {
+            Error::Runtime(format!(
+                "cannot read the link's SSH key {}: {e}; remove it to make a new one",
+                path.display()
+            ))
+        })?;
+        return Ok((key, false));
+    }
+    let key = PrivateKey::random(&mut rand_core::OsRng, Algorithm::Ed25519)
+        .map_err(|e| Error::Runtime(format!("cannot make an ed25519 key: {e}")))?;
+    Ok((key, true))
+}
+
+/// Write the private key beside the state, mode 0600.
+pub fn persist(files: &StateFiles, key: &PrivateKey) -> Result<()> {
+    let path = files.key_path();
+    let text = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| Error::Runtime(format!("cannot encode the SSH key: {e}")))?;
+    write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| {
+        Error::Runtime(format!(
+            "cannot write {}: {e}; check the state directory",
+            path.display()
+        ))
+    })
+}
+
+/// The OpenSSH public key line ("ssh-ed25519 AAAA...").
+pub fn public_line(key: &PrivateKey) -> Result<String> {
+    key.public_key()
+        .to_openssh()
+        .map_err(|e| Error::Runtime(format!("cannot encode the SSH public key: {e}")))
+}
+
+/// "ssh-ed25519 AAAA..." without the comment, for comparing keys.
+fn key_body(line: &str) -> String {
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The key pair exists in this region with our public key; import it (again) when not.
+pub async fn ensure(step: &Step<'_>, public_key: &str) -> Result<String> {
+    let name = key_name(step.link());
+    let tags = LinkTags::new(step.link(), step.side(), ROLE_KEY);
+    let existing = step
+        .aws
+        .ec2
+        .describe_key_pairs(vec![filter("key-name", &name)])
+        .await?;
+    if let Some(kp) = existing.first() {
+        let same = kp
+            .public_key()
+            .is_none_or(|k| key_body(k) == key_body(public_key));
+        if same {
+            let id = kp.key_pair_id().unwrap_or(&name).to_string();
+            step.record(|s| s.key_pair_id = Some(id.clone()))?;
+            return Ok(name);
+        }
+        // Ours by name but not our key (the local key was lost and remade): instances launched from now on get it.
+        tracing::warn!(
+            "{}: key pair {name} holds another public key; importing the current one",
+            step.side()
+        );
+        step.aws.ec2.delete_key_pair(&name).await?;
+    }
+    let id = step
+        .aws
+        .ec2
+        .import_key_pair(&name, public_key, &tags)
+        .await?;
+    step.record(|s| s.key_pair_id = Some(id.clone()))?;
+    Ok(name)
+}

@@ -1,0 +1,338 @@
+//! Security groups: the exact ingress rules each host gets, as data (pure), and the calls that make a group match
+//! them (add what is missing, revoke what is not wanted: these groups belong to the link alone).
+
+use super::Step;
+use crate::aws::ec2::is_placeholder;
+use crate::aws::tags::{filter, LinkTags, ROLE_TEST, ROLE_TUNNEL};
+use crate::error::Result;
+use aws_sdk_ec2::types::{IpPermission, IpRange, SecurityGroupRule, UserIdGroupPair};
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Cidr(Ipv4Net),
+    Group(String),
+}
+
+/// One ingress rule. Ports are -1 where the protocol has none; ICMP uses (type, code).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Rule {
+    pub protocol: String,
+    pub from: i32,
+    pub to: i32,
+    pub source: Source,
+    pub description: String,
+}
+
+impl Rule {
+    fn new(protocol: &str, from: i32, to: i32, source: Source, description: &str) -> Self {
+        Rule {
+            protocol: protocol.into(),
+            from,
+            to,
+            source,
+            description: description.into(),
+        }
+    }
+
+    /// Equal as AWS sees it (descriptions aside).
+    fn same(&self, other: &Rule) -> bool {
+        (&self.protocol, self.from, self.to, &self.source)
+            == (&other.protocol, other.from, other.to, &other.source)
+    }
+
+    pub fn permission(&self) -> IpPermission {
+        let b = IpPermission::builder()
+            .ip_protocol(&self.protocol)
+            .from_port(self.from)
+            .to_port(self.to);
+        match &self.source {
+            Source::Cidr(c) => b.ip_ranges(
+                IpRange::builder()
+                    .cidr_ip(c.to_string())
+                    .description(&self.description)
+                    .build(),
+            ),
+            Source::Group(g) => b.user_id_group_pairs(
+                UserIdGroupPair::builder()
+                    .group_id(g)
+                    .description(&self.description)
+                    .build(),
+            ),
+        }
+        .build()
+    }
+
+    pub fn summary(&self) -> String {
+        let src = match &self.source {
+            // The placeholder address of an Elastic IP that --dry-run did not allocate.
+            Source::Cidr(c) if c.addr().is_unspecified() => "<peer Elastic IP>/32".to_string(),
+            Source::Cidr(c) => c.to_string(),
+            Source::Group(g) => g.clone(),
+        };
+        format!("{} {}..{} from {src}", self.protocol, self.from, self.to)
+    }
+}
+
+fn host(ip: Ipv4Addr) -> Ipv4Net {
+    Ipv4Net::new(ip, 32).expect("/32")
+}
+
+/// The tunnel host: SSH from the operator; IKE (UDP 500, 4500 for NAT traversal, which EC2's 1:1 NAT always
+/// needs), ESP and ICMP echo from the peer tunnel host only; everything from its own VPC, whose traffic it forwards.
+/// ESP is protocol 50 with ports -1: emulators fail without them, and AWS ignores them.
+pub fn tunnel_rules(ssh_cidr: Ipv4Net, peer_eip: Ipv4Addr, own_cidrs: &[Ipv4Net]) -> Vec<Rule> {
+    let peer = Source::Cidr(host(peer_eip));
+    let mut rules = vec![
+        Rule::new(
+            "tcp",
+            22,
+            22,
+            Source::Cidr(ssh_cidr),
+            "vpclink: SSH from the operator",
+        ),
+        Rule::new(
+            "udp",
+            500,
+            500,
+            peer.clone(),
+            "vpclink: IKE from the peer tunnel host",
+        ),
+        Rule::new(
+            "udp",
+            4500,
+            4500,
+            peer.clone(),
+            "vpclink: IKE/ESP NAT traversal from the peer tunnel host",
+        ),
+        Rule::new(
+            "50",
+            -1,
+            -1,
+            peer.clone(),
+            "vpclink: ESP from the peer tunnel host",
+        ),
+        Rule::new(
+            "icmp",
+            8,
+            -1,
+            peer,
+            "vpclink: ping from the peer tunnel host",
+        ),
+    ];
+    for &c in own_cidrs {
+        rules.push(Rule::new(
+            "-1",
+            -1,
+            -1,
+            Source::Cidr(c),
+            "vpclink: traffic this host forwards",
+        ));
+    }
+    rules
+}
+
+/// A test host: SSH from its tunnel host (configure and verify hop through it) and anything from the remote side's
+/// mapped ranges (what its traffic looks like after crossing the link).
+pub fn test_rules(tunnel_group: &str, remote_mapped: &[Ipv4Net]) -> Vec<Rule> {
+    let mut rules = vec![Rule::new(
+        "tcp",
+        22,
+        22,
+        Source::Group(tunnel_group.into()),
+        "vpclink: SSH from the tunnel host",
+    )];
+    for &m in remote_mapped {
+        rules.push(Rule::new(
+            "-1",
+            -1,
+            -1,
+            Source::Cidr(m),
+            "vpclink: the remote side, as mapped",
+        ));
+    }
+    rules
+}
+
+/// An existing ingress rule in our shape, with its id; None for egress and for rules we never write (IPv6, lists).
+pub fn existing_rule(r: &SecurityGroupRule) -> Option<(String, Rule)> {
+    if r.is_egress() == Some(true) {
+        return None;
+    }
+    let source = match (
+        r.cidr_ipv4(),
+        r.referenced_group_info().and_then(|g| g.group_id()),
+    ) {
+        (Some(c), _) => Source::Cidr(c.parse().ok()?),
+        (None, Some(g)) => Source::Group(g.to_string()),
+        _ => return None,
+    };
+    let protocol = match r.ip_protocol()? {
+        "all" => "-1".to_string(),
+        p => p.to_string(),
+    };
+    let id = r.security_group_rule_id()?.to_string();
+    Some((
+        id,
+        Rule::new(
+            &protocol,
+            r.from_port().unwrap_or(-1),
+            r.to_port().unwrap_or(-1),
+            source,
+            r.description().unwrap_or(""),
+        ),
+    ))
+}
+
+/// What to add and which rule ids to revoke so that `existing` becomes `desired`.
+pub fn diff(desired: &[Rule], existing: &[(String, Rule)]) -> (Vec<Rule>, Vec<String>) {
+    let add = desired
+        .iter()
+        .filter(|d| !existing.iter().any(|(_, e)| e.same(d)))
+        .cloned()
+        .collect();
+    let revoke = existing
+        .iter()
+        .filter(|(_, e)| !desired.iter().any(|d| d.same(e)))
+        .map(|(id, _)| id.clone())
+        .collect();
+    (add, revoke)
+}
+
+/// The group for `role` exists: from the state, else found by tag in this VPC, else created. Returns its id.
+pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<String> {
+    let recorded = step.side_state(|s| {
+        if role == ROLE_TUNNEL {
+            s.tunnel_sg.clone()
+        } else {
+            s.test_sg.clone()
+        }
+    });
+    let tags = LinkTags::new(step.link(), step.side(), role);
+    let mut filters = tags.filters();
+    filters.push(filter("vpc-id", step.vpc_id()));
+    let found = step.aws.ec2.describe_security_groups(filters).await?;
+    let id = match found
+        .iter()
+        .filter_map(|g| g.group_id())
+        .find(|id| recorded.as_deref().is_none_or(|r| r == *id))
+    {
+        Some(id) => id.to_string(),
+        None => match found.first().and_then(|g| g.group_id()) {
+            Some(id) => id.to_string(),
+            None => {
+                let what = if role == ROLE_TEST {
+                    "test host"
+                } else {
+                    "tunnel host"
+                };
+                step.aws
+                    .ec2
+                    .create_security_group(
+                        step.vpc_id(),
+                        &format!("vpclink {} {what}", step.link()),
+                        &tags,
+                    )
+                    .await?
+            }
+        },
+    };
+    step.record(|s| {
+        if role == ROLE_TUNNEL {
+            s.tunnel_sg = Some(id.clone())
+        } else {
+            s.test_sg = Some(id.clone())
+        }
+    })?;
+    Ok(id)
+}
+
+/// Make the group's ingress rules exactly `desired`.
+pub async fn ensure_rules(step: &Step<'_>, group_id: &str, desired: &[Rule]) -> Result<()> {
+    let existing: Vec<(String, Rule)> = if is_placeholder(group_id) {
+        Vec::new()
+    } else {
+        crate::aws::ec2::retry_not_found(|| step.aws.ec2.describe_security_group_rules(group_id))
+            .await?
+            .iter()
+            .filter_map(existing_rule)
+            .collect()
+    };
+    let (add, revoke) = diff(desired, &existing);
+    if !revoke.is_empty() {
+        step.aws.ec2.revoke_ingress(group_id, revoke).await?;
+    }
+    for rule in add {
+        // One call per rule: a rule that appeared meanwhile (Duplicate) does not hold back the others.
+        match step
+            .aws
+            .ec2
+            .authorize_ingress(group_id, vec![rule.permission()], &rule.summary())
+            .await
+        {
+            Err(e) if e.is_duplicate() => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunnel_rules_are_exactly_as_specified() {
+        let rules = tunnel_rules(
+            "203.0.113.7/32".parse().unwrap(),
+            "198.51.100.9".parse().unwrap(),
+            &[
+                "10.0.0.0/16".parse().unwrap(),
+                "10.5.0.0/16".parse().unwrap(),
+            ],
+        );
+        let s: Vec<String> = rules.iter().map(Rule::summary).collect();
+        assert_eq!(
+            s,
+            [
+                "tcp 22..22 from 203.0.113.7/32",
+                "udp 500..500 from 198.51.100.9/32",
+                "udp 4500..4500 from 198.51.100.9/32",
+                "50 -1..-1 from 198.51.100.9/32",
+                "icmp 8..-1 from 198.51.100.9/32",
+                "-1 -1..-1 from 10.0.0.0/16",
+                "-1 -1..-1 from 10.5.0.0/16",
+            ]
+        );
+    }
+
+    #[test]
+    fn diff_adds_missing_and_revokes_extra_ignoring_descriptions() {
+        let want = test_rules("sg-1", &["172.16.0.0/16".parse().unwrap()]);
+        let mut have: Vec<(String, Rule)> = vec![
+            ("sgr-a".into(), want[0].clone()),
+            (
+                "sgr-b".into(),
+                Rule::new(
+                    "tcp",
+                    80,
+                    80,
+                    Source::Cidr("0.0.0.0/0".parse().unwrap()),
+                    "",
+                ),
+            ),
+        ];
+        have[0].1.description = "other words".into();
+        let (add, revoke) = diff(&want, &have);
+        assert_eq!(add, vec![want[1].clone()]);
+        assert_eq!(revoke, vec!["sgr-b".to_string()]);
+        let all: Vec<(String, Rule)> = want
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, r)| (format!("sgr-{i}"), r))
+            .collect();
+        assert_eq!(diff(&want, &all), (vec![], vec![]));
+    }
+}
