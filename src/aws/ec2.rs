@@ -94,9 +94,20 @@ impl Ec2 {
         move |e| AwsError::new(self.side, &self.profile, action, resource, e)
     }
 
-    /// In dry-run mode: record the call and return true (the caller then returns a placeholder).
-    fn planned(&self, action: &'static str, detail: impl Into<String>) -> bool {
-        match &self.dry {
+    /// Called first by every method that changes something. In dry-run mode: record the call and return true (the
+    /// caller then returns a placeholder). Fails when a test injected a fault at this call (VPCLINK_FAULT_AT).
+    fn begin(&self, action: &'static str, detail: impl Into<String>) -> R<bool> {
+        if fault::hit() {
+            return Err(AwsError {
+                side: self.side,
+                profile: self.profile.clone(),
+                action,
+                resource: detail.into(),
+                code: Some("InjectedFault".into()),
+                message: "fault injected by VPCLINK_FAULT_AT (tests only)".into(),
+            });
+        }
+        Ok(match &self.dry {
             Some(log) => {
                 log.0.lock().expect("dry-run log").push(PlannedCall {
                     side: self.side,
@@ -106,7 +117,7 @@ impl Ec2 {
                 true
             }
             None => false,
-        }
+        })
     }
 
     fn placeholder(&self, what: &str) -> String {
@@ -366,10 +377,10 @@ impl Ec2 {
         public_key: &str,
         tags: &LinkTags,
     ) -> R<String> {
-        if self.planned(
+        if self.begin(
             "ec2:ImportKeyPair",
             format!("KeyName={name} (ed25519, public half only)"),
-        ) {
+        )? {
             return Ok(self.placeholder("key pair"));
         }
         let out = self
@@ -385,7 +396,7 @@ impl Ec2 {
     }
 
     pub async fn delete_key_pair(&self, name: &str) -> R<()> {
-        if self.planned("ec2:DeleteKeyPair", format!("KeyName={name}")) {
+        if self.begin("ec2:DeleteKeyPair", format!("KeyName={name}"))? {
             return Ok(());
         }
         self.client
@@ -404,10 +415,10 @@ impl Ec2 {
         tags: &LinkTags,
     ) -> R<String> {
         let name = tags.name();
-        if self.planned(
+        if self.begin(
             "ec2:CreateSecurityGroup",
             format!("GroupName={name} VpcId={vpc_id}"),
-        ) {
+        )? {
             return Ok(self.placeholder(&format!("{} security group", tags.role)));
         }
         let out = self
@@ -429,10 +440,10 @@ impl Ec2 {
         permissions: Vec<IpPermission>,
         what: &str,
     ) -> R<()> {
-        if self.planned(
+        if self.begin(
             "ec2:AuthorizeSecurityGroupIngress",
             format!("GroupId={group_id} {what}"),
-        ) {
+        )? {
             return Ok(());
         }
         self.client
@@ -449,10 +460,10 @@ impl Ec2 {
     }
 
     pub async fn revoke_ingress(&self, group_id: &str, rule_ids: Vec<String>) -> R<()> {
-        if self.planned(
+        if self.begin(
             "ec2:RevokeSecurityGroupIngress",
             format!("GroupId={group_id} rules={}", rule_ids.join(",")),
-        ) {
+        )? {
             return Ok(());
         }
         self.client
@@ -466,7 +477,7 @@ impl Ec2 {
     }
 
     pub async fn delete_security_group(&self, group_id: &str) -> R<()> {
-        if self.planned("ec2:DeleteSecurityGroup", format!("GroupId={group_id}")) {
+        if self.begin("ec2:DeleteSecurityGroup", format!("GroupId={group_id}"))? {
             return Ok(());
         }
         self.client
@@ -507,7 +518,7 @@ impl Ec2 {
     }
 
     pub async fn run_instance(&self, spec: &LaunchSpec) -> R<Instance> {
-        if self.planned(
+        if self.begin(
             "ec2:RunInstances",
             format!(
                 "Name={} ImageId={} InstanceType={} SubnetId={} SecurityGroupIds={} KeyName={} HttpTokens=required ClientToken={}",
@@ -519,7 +530,7 @@ impl Ec2 {
                 spec.key_name,
                 spec.client_token
             ),
-        ) {
+        )? {
             return Ok(Instance::builder()
                 .instance_id(self.placeholder(&format!("{} instance", spec.tags.role)))
                 .build());
@@ -544,10 +555,10 @@ impl Ec2 {
     }
 
     pub async fn terminate_instance(&self, instance_id: &str) -> R<()> {
-        if self.planned(
+        if self.begin(
             "ec2:TerminateInstances",
             format!("InstanceIds={instance_id}"),
-        ) {
+        )? {
             return Ok(());
         }
         self.client
@@ -560,10 +571,10 @@ impl Ec2 {
     }
 
     pub async fn allocate_address(&self, tags: &LinkTags) -> R<(String, String)> {
-        if self.planned(
+        if self.begin(
             "ec2:AllocateAddress",
             format!("Domain=vpc Name={}", tags.name()),
-        ) {
+        )? {
             return Ok((self.placeholder("Elastic IP"), "0.0.0.0".into()));
         }
         let out = self
@@ -581,10 +592,10 @@ impl Ec2 {
     }
 
     pub async fn associate_address(&self, allocation_id: &str, eni_id: &str) -> R<String> {
-        if self.planned(
+        if self.begin(
             "ec2:AssociateAddress",
             format!("AllocationId={allocation_id} NetworkInterfaceId={eni_id}"),
-        ) {
+        )? {
             return Ok(self.placeholder("association"));
         }
         let out = self
@@ -603,10 +614,10 @@ impl Ec2 {
     }
 
     pub async fn disassociate_address(&self, association_id: &str) -> R<()> {
-        if self.planned(
+        if self.begin(
             "ec2:DisassociateAddress",
             format!("AssociationId={association_id}"),
-        ) {
+        )? {
             return Ok(());
         }
         self.client
@@ -619,10 +630,10 @@ impl Ec2 {
     }
 
     pub async fn release_address(&self, allocation_id: &str) -> R<()> {
-        if self.planned(
+        if self.begin(
             "ec2:ReleaseAddress",
             format!("AllocationId={allocation_id}"),
-        ) {
+        )? {
             return Ok(());
         }
         self.client
@@ -636,10 +647,10 @@ impl Ec2 {
 
     /// A forwarding host must accept packets not addressed to it: source/dest check off on its interface.
     pub async fn disable_source_dest_check(&self, eni_id: &str) -> R<()> {
-        if self.planned(
+        if self.begin(
             "ec2:ModifyNetworkInterfaceAttribute",
             format!("NetworkInterfaceId={eni_id} SourceDestCheck=false"),
-        ) {
+        )? {
             return Ok(());
         }
         self.client
@@ -658,7 +669,7 @@ impl Ec2 {
         destination: &str,
         eni_id: &str,
     ) -> R<()> {
-        if self.planned("ec2:CreateRoute", format!("RouteTableId={route_table_id} DestinationCidrBlock={destination} NetworkInterfaceId={eni_id}")) {
+        if self.begin("ec2:CreateRoute", format!("RouteTableId={route_table_id} DestinationCidrBlock={destination} NetworkInterfaceId={eni_id}"))? {
             return Ok(());
         }
         self.client
@@ -679,7 +690,7 @@ impl Ec2 {
         destination: &str,
         eni_id: &str,
     ) -> R<()> {
-        if self.planned("ec2:ReplaceRoute", format!("RouteTableId={route_table_id} DestinationCidrBlock={destination} NetworkInterfaceId={eni_id}")) {
+        if self.begin("ec2:ReplaceRoute", format!("RouteTableId={route_table_id} DestinationCidrBlock={destination} NetworkInterfaceId={eni_id}"))? {
             return Ok(());
         }
         self.client
@@ -697,10 +708,10 @@ impl Ec2 {
     }
 
     pub async fn delete_route(&self, route_table_id: &str, destination: &str) -> R<()> {
-        if self.planned(
+        if self.begin(
             "ec2:DeleteRoute",
             format!("RouteTableId={route_table_id} DestinationCidrBlock={destination}"),
-        ) {
+        )? {
             return Ok(());
         }
         self.client
@@ -711,6 +722,25 @@ impl Ec2 {
             .await
             .map(|_| ())
             .map_err(self.err("ec2:DeleteRoute", format!("{route_table_id} {destination}")))
+    }
+}
+
+/// Test hook: VPCLINK_FAULT_AT=N makes the Nth change this process attempts fail, as an API error would, so the tests
+/// can prove that a run that died there resumes.
+mod fault {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+
+    static AT: OnceLock<Option<usize>> = OnceLock::new();
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    pub fn hit() -> bool {
+        let at = *AT.get_or_init(|| {
+            std::env::var("VPCLINK_FAULT_AT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+        at.is_some_and(|at| CALLS.fetch_add(1, Ordering::SeqCst) + 1 == at)
     }
 }
 

@@ -1,0 +1,371 @@
+//! Shared by the LocalStack tests: find or start LocalStack, seed two overlapping VPCs in fresh accounts, run the
+//! vpclink binary against them, and read AWS back through the SDK (never through vpclink's own output).
+//!
+//! LocalStack: VPCLINK_LOCALSTACK_URL if set, else 127.0.0.1:$VPCLINK_LOCALSTACK_PORT (4566) if it answers, else
+//! `localstack/run start` (left running; `localstack/run stop` stops it). If none of that works the tests skip
+//! loudly, except under CI=true, where they fail.
+
+#![allow(dead_code)]
+
+pub mod seed;
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ec2::types::Filter;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub use seed::{Seed, SeedSpec, SideSeed};
+
+fn healthy(url: &str) -> bool {
+    let Some(hostport) = url.strip_prefix("http://").map(|s| s.trim_end_matches('/')) else {
+        return false;
+    };
+    let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(hostport) else {
+        return false;
+    };
+    for addr in addrs {
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+            continue;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let req = format!("GET /_localstack/health HTTP/1.0\r\nHost: {hostport}\r\n\r\n");
+        if s.write_all(req.as_bytes()).is_err() {
+            continue;
+        }
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        let compact: String = body.split_whitespace().collect();
+        return compact.contains("\"ec2\":\"available\"")
+            || compact.contains("\"ec2\":\"running\"");
+    }
+    false
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn find_or_start() -> Result<String, String> {
+    if let Ok(url) = std::env::var("VPCLINK_LOCALSTACK_URL") {
+        return if healthy(&url) {
+            Ok(url)
+        } else {
+            Err(format!(
+                "VPCLINK_LOCALSTACK_URL={url} does not answer with EC2 available"
+            ))
+        };
+    }
+    let port = std::env::var("VPCLINK_LOCALSTACK_PORT").unwrap_or_else(|_| "4566".into());
+    let url = format!("http://127.0.0.1:{port}");
+    if healthy(&url) {
+        return Ok(url);
+    }
+    let run = Path::new(env!("CARGO_MANIFEST_DIR")).join("localstack/run");
+    eprintln!(
+        "localstack: nothing answers at {url}; starting it with {}",
+        run.display()
+    );
+    let out = Command::new(&run)
+        .arg("start")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", run.display()))?;
+    if out.status.success() && healthy(&url) {
+        eprintln!("localstack: started; it keeps running after the tests (`localstack/run stop` stops it)");
+        Ok(url)
+    } else {
+        Err(format!(
+            "`localstack/run start` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no output")
+        ))
+    }
+}
+
+/// LocalStack's URL, or None (after a loud message) when it is not there and this is not CI.
+pub fn localstack() -> Option<String> {
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    match URL.get_or_init(find_or_start) {
+        Ok(url) => Some(url.clone()),
+        Err(why) if in_ci() => {
+            panic!("LocalStack is required in CI (CI=true) and is not available: {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "\n!!!!!!!! SKIPPING a LocalStack test: {why}.\n!!!!!!!! Set VPCLINK_LOCALSTACK_URL or make `localstack/run start` work (needs Python >= 3.12).\n"
+            );
+            None
+        }
+    }
+}
+
+/// Skip the test (loudly) when LocalStack is not available outside CI.
+#[macro_export]
+macro_rules! localstack_or_skip {
+    () => {
+        match localstack::localstack() {
+            Some(url) => url,
+            None => return,
+        }
+    };
+}
+
+/// A 12-digit account id nobody else in this LocalStack has used: LocalStack picks the account from the access key.
+pub fn fresh_account() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let mixed = (nanos / 1000 ^ (u64::from(std::process::id()) << 20))
+        .wrapping_mul(31)
+        .wrapping_add(n * 7919);
+    format!("{}", 100_000_000_000 + mixed % 800_000_000_000)
+}
+
+pub fn ec2(url: &str, account: &str, region: &str) -> aws_sdk_ec2::Client {
+    let conf = aws_sdk_ec2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(
+            account,
+            "test",
+            None,
+            None,
+            "vpclink-tests",
+        ))
+        .build();
+    aws_sdk_ec2::Client::from_conf(conf)
+}
+
+/// One test's world: a temp dir with AWS config/credentials for profiles east and west, and a state dir.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub seed: Seed,
+    pub name: String,
+}
+
+impl World {
+    pub async fn new(url: &str, spec: SeedSpec) -> World {
+        let seed = seed::seed(url, &spec).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = String::new();
+        let mut creds = String::new();
+        for (name, s) in [("east", &seed.east), ("west", &seed.west)] {
+            config.push_str(&format!(
+                "[profile {name}]\nregion = {}\nendpoint_url = {url}\n\n",
+                s.region
+            ));
+            creds.push_str(&format!(
+                "[{name}]\naws_access_key_id = {}\naws_secret_access_key = test\n\n",
+                s.account
+            ));
+        }
+        std::fs::write(dir.path().join("config"), config).unwrap();
+        std::fs::write(dir.path().join("credentials"), creds).unwrap();
+        World {
+            dir,
+            url: url.to_string(),
+            seed,
+            name: "vpclink".into(),
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.state_dir()
+            .join("vpclink")
+            .join(format!("{}.json", self.name))
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vpclink"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") || k == "VPCLINK_LOG" {
+                c.env_remove(k);
+            }
+        }
+        c.env("AWS_CONFIG_FILE", self.dir.path().join("config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("XDG_STATE_HOME", self.state_dir())
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("run vpclink");
+        eprintln!(
+            "$ vpclink {} -> {:?}\n{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+        out
+    }
+
+    /// `up` with what these tests always need: both profiles, no SSH (nothing boots on LocalStack), a fixed SSH CIDR.
+    pub fn up_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec![
+            "up",
+            "--east",
+            "east",
+            "--west",
+            "west",
+            "--no-configure",
+            "--ssh-cidr",
+            "203.0.113.0/24",
+            "--name",
+        ];
+        a.push(&self.name);
+        a.extend_from_slice(extra);
+        a
+    }
+
+    pub fn up(&self, extra: &[&str]) -> Output {
+        self.run(&self.up_args(extra))
+    }
+
+    pub fn down(&self) -> Output {
+        self.run(&[
+            "down", "--name", &self.name, "--east", "east", "--west", "west",
+        ])
+    }
+
+    pub fn side(&self, side: &str) -> &SideSeed {
+        if side == "east" {
+            &self.seed.east
+        } else {
+            &self.seed.west
+        }
+    }
+
+    pub fn client(&self, side: &str) -> aws_sdk_ec2::Client {
+        let s = self.side(side);
+        ec2(&self.url, &s.account, &s.region)
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.state_file()).expect("state file"))
+            .expect("state json")
+    }
+}
+
+pub fn tag(key: &str, value: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(value)
+        .build()
+}
+
+pub fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+/// Resources carrying the link's tag on one side, by kind, counted through the SDK.
+#[derive(Debug, Default, PartialEq, Eq, Clone)]
+pub struct Counts {
+    pub instances: usize,
+    pub elastic_ips: usize,
+    pub security_groups: usize,
+    pub key_pairs: usize,
+    /// Routes in the VPC's tables that point at a network interface (LocalStack has nothing else that does).
+    pub eni_routes: usize,
+}
+
+impl Counts {
+    pub fn total(&self) -> usize {
+        self.instances + self.elastic_ips + self.security_groups + self.key_pairs + self.eni_routes
+    }
+}
+
+pub async fn count(w: &World, side: &str) -> Counts {
+    let ec2 = w.client(side);
+    let link = || tag("vpclink:link", &w.name);
+    let instances = ec2
+        .describe_instances()
+        .filters(link())
+        .filters(filter("instance-state-name", "pending"))
+        .send()
+        .await
+        .unwrap()
+        .reservations()
+        .iter()
+        .map(|r| r.instances().len())
+        .sum::<usize>()
+        + ec2
+            .describe_instances()
+            .filters(link())
+            .filters(filter("instance-state-name", "running"))
+            .send()
+            .await
+            .unwrap()
+            .reservations()
+            .iter()
+            .map(|r| r.instances().len())
+            .sum::<usize>();
+    let elastic_ips = ec2
+        .describe_addresses()
+        .filters(link())
+        .send()
+        .await
+        .unwrap()
+        .addresses()
+        .len();
+    let security_groups = ec2
+        .describe_security_groups()
+        .filters(link())
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+        .len();
+    let key_pairs = ec2
+        .describe_key_pairs()
+        .filters(link())
+        .send()
+        .await
+        .unwrap()
+        .key_pairs()
+        .len();
+    let eni_routes = ec2
+        .describe_route_tables()
+        .filters(filter("vpc-id", &w.side(side).vpc_id))
+        .send()
+        .await
+        .unwrap()
+        .route_tables()
+        .iter()
+        .flat_map(|t| t.routes())
+        .filter(|r| r.network_interface_id().is_some_and(|n| !n.is_empty()))
+        .count();
+    Counts {
+        instances,
+        elastic_ips,
+        security_groups,
+        key_pairs,
+        eni_routes,
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
