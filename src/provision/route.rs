@@ -13,7 +13,8 @@ pub enum RouteAction {
     /// Already there, pointing at our tunnel host.
     Keep(OwnedRoute),
     Create(OwnedRoute),
-    /// Ours (in the state) but pointing elsewhere, e.g. at a replaced tunnel host.
+    /// Ours (in the state) and blackholed: its tunnel host was replaced. A live route to anything else is never ours
+    /// to change, even if we once made it.
     Replace(OwnedRoute),
 }
 
@@ -53,7 +54,9 @@ pub fn plan_routes(
             match t.route_to(d) {
                 None => actions.push(RouteAction::Create(route)),
                 Some(r) if Some(r.target.as_str()) == eni => actions.push(RouteAction::Keep(route)),
-                Some(_) if owned.contains(&route) => actions.push(RouteAction::Replace(route)),
+                Some(r) if r.blackhole && owned.contains(&route) => {
+                    actions.push(RouteAction::Replace(route))
+                }
                 Some(r) => collisions.push(Collision {
                     route_table_id: t.id.clone(),
                     destination: d,
@@ -149,7 +152,7 @@ mod tests {
                 .map(|(d, t)| RouteEntry {
                     destination: d.parse().unwrap(),
                     target: t.to_string(),
-                    blackhole: false,
+                    blackhole: t.ends_with("-old"),
                 })
                 .collect(),
         }
@@ -162,12 +165,25 @@ mod tests {
             table("rtb-a", &[("10.0.0.0/16", "local")]),
             table("rtb-b", &[("172.16.0.0/16", "eni-ours")]),
             table("rtb-c", &[("172.16.0.0/16", "eni-old")]),
+            table("rtb-d", &[("172.16.0.0/16", "igw-someone")]),
         ];
-        let owned = vec![OwnedRoute {
-            route_table_id: "rtb-c".into(),
-            destination: d,
-        }];
-        let actions = plan_routes(&tables, &[d], Some("eni-ours"), &owned).unwrap();
+        let owned: Vec<OwnedRoute> = ["rtb-c", "rtb-d"]
+            .iter()
+            .map(|t| OwnedRoute {
+                route_table_id: t.to_string(),
+                destination: d,
+            })
+            .collect();
+        // Recorded as ours, but someone pointed rtb-d elsewhere since: a collision, not ours to overwrite.
+        assert_eq!(
+            plan_routes(&tables, &[d], Some("eni-ours"), &owned).unwrap_err(),
+            vec![Collision {
+                route_table_id: "rtb-d".into(),
+                destination: d,
+                target: "igw-someone".into()
+            }]
+        );
+        let actions = plan_routes(&tables[..3], &[d], Some("eni-ours"), &owned).unwrap();
         let r = |id: &str| OwnedRoute {
             route_table_id: id.into(),
             destination: d,
@@ -181,7 +197,7 @@ mod tests {
             ]
         );
 
-        let err = plan_routes(&tables, &[d], Some("eni-ours"), &[]).unwrap_err();
+        let err = plan_routes(&tables[..3], &[d], Some("eni-ours"), &[]).unwrap_err();
         assert_eq!(
             err,
             vec![Collision {

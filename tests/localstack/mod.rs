@@ -123,7 +123,7 @@ pub fn fresh_account() -> String {
         .unwrap()
         .as_nanos() as u64;
     let n = N.fetch_add(1, Ordering::SeqCst);
-    let mixed = (nanos / 1000 ^ (u64::from(std::process::id()) << 20))
+    let mixed = ((nanos / 1000) ^ (u64::from(std::process::id()) << 20))
         .wrapping_mul(31)
         .wrapping_add(n * 7919);
     format!("{}", 100_000_000_000 + mixed % 800_000_000_000)
