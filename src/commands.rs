@@ -225,17 +225,78 @@ pub async fn up(a: UpArgs, out: &Output) -> Result<()> {
     let dry = a.dry_run.then(DryRunLog::default);
     let connected = connect_and_plan(&a.plan, &files, dry.clone()).await?;
     let report = provision::up(&a, &files, connected, dry, out.json).await?;
-    let provisioned_only = a.no_configure || a.dry_run;
-    if out.json && provisioned_only {
-        out.emit(&report, String::new);
-    } else if !out.json {
+    if !out.json {
         print!("{}", up_human(&report));
     }
-    if provisioned_only {
+    if a.no_configure || a.dry_run {
+        out.emit(&report, String::new);
         return Ok(());
     }
-    crate::run::configure_cmd(&a.plan.name, out).await?;
-    crate::run::verify_cmd(&a.plan.name, out).await
+    refuse_loopback_ssh(&report.state)?;
+
+    // Configure and verify (the SSH layer is blocking; it runs off the async workers).
+    let (out2, files2) = (*out, files.clone());
+    let (configured, state) = tokio::task::spawn_blocking(move || {
+        let mut state = files2.load()?;
+        let r = crate::configure::configure(&files2, &mut state, &out2)?;
+        Ok::<_, Error>((r, state))
+    })
+    .await
+    .map_err(|e| Error::Runtime(format!("configure task failed: {e}")))??;
+    if !out.json {
+        print!("{}", crate::configure::human(&configured));
+    }
+    let (out2, files2) = (*out, files.clone());
+    let verified =
+        tokio::task::spawn_blocking(move || crate::verify::verify(&files2, &state, &out2))
+            .await
+            .map_err(|e| Error::Runtime(format!("verify task failed: {e}")))??;
+
+    #[derive(Serialize)]
+    struct Full<'a> {
+        #[serde(flatten)]
+        up: &'a provision::UpReport,
+        configure: &'a crate::configure::ConfigureReport,
+        verify: &'a crate::verify::VerifyReport,
+    }
+    let full = Full {
+        up: &report,
+        configure: &configured,
+        verify: &verified,
+    };
+    out.emit(&full, || crate::verify::human(&verified));
+    if verified.ok {
+        Ok(())
+    } else {
+        Err(Error::ChecksFailed {
+            failed: verified.failed,
+            total: verified.checks.len(),
+        })
+    }
+}
+
+/// Emulators hand out Elastic IPs in 127.0.0.0/8: SSH there would reach this machine, not a tunnel host.
+fn refuse_loopback_ssh(state: &LinkState) -> Result<()> {
+    if std::env::var_os("VPCLINK_ALLOW_LOOPBACK_SSH").is_some() {
+        return Ok(());
+    }
+    for side in Side::BOTH {
+        let host = state
+            .side(side)
+            .tunnel
+            .as_ref()
+            .and_then(|h| h.ssh.as_ref())
+            .map(|t| t.host.clone());
+        if let Some(ip) = host
+            .and_then(|h| h.parse::<std::net::Ipv4Addr>().ok())
+            .filter(|ip| ip.is_loopback())
+        {
+            return Err(Error::Runtime(format!(
+                "provisioned, but the {side} tunnel host's address {ip} is a loopback address (an emulator such as LocalStack?); configure would SSH to this machine. Use `up --no-configure` there, or set VPCLINK_ALLOW_LOOPBACK_SSH=1 if a lab forwards it"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn up_human(r: &provision::UpReport) -> String {

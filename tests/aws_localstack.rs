@@ -351,6 +351,23 @@ async fn up_provisions_everything_once_status_sees_drift_and_down_removes_all() 
 async fn down_without_state_finds_everything_by_tag() {
     let url = localstack_or_skip!();
     let w = World::new(&url, SeedSpec::default()).await;
+    // Without --no-configure, up provisions and then refuses to SSH to LocalStack's loopback Elastic IPs.
+    let full = w.run(&[
+        "up",
+        "--east",
+        "east",
+        "--west",
+        "west",
+        "--ssh-cidr",
+        "203.0.113.0/24",
+        "--no-test-hosts",
+    ]);
+    assert_eq!(full.status.code(), Some(1));
+    assert!(
+        localstack::stderr(&full).contains("loopback address"),
+        "{}",
+        localstack::stderr(&full)
+    );
     assert_eq!(w.up(&["--no-test-hosts"]).status.code(), Some(0));
     assert_linked(&w, false).await;
     std::fs::remove_file(w.state_file()).unwrap();

@@ -31,7 +31,7 @@ impl fmt::Display for AwsError {
                 .as_deref()
                 .map(|c| format!("{c}: "))
                 .unwrap_or_default(),
-            self.message,
+            self.message.trim_end_matches('.'),
             self.fix()
         )
     }
@@ -73,7 +73,7 @@ impl AwsError {
     /// The resource is gone (or not visible yet: EC2 is eventually consistent right after a create).
     pub fn is_not_found(&self) -> bool {
         let c = self.code();
-        c.ends_with(".NotFound") || c.ends_with(".Malformed") && c.contains("ID")
+        c.ends_with(".NotFound")
     }
 
     /// A DryRun call that would have succeeded.
@@ -121,12 +121,43 @@ impl AwsError {
             "" => format!(
                 "no answer from AWS; check the network, and the region and endpoint_url of profile {p}, then run the same command again (it resumes)"
             ),
-            c if self.is_not_found() => format!(
+            _ if self.is_not_found() => format!(
                 "{} does not exist (any more); `vpclink status` shows what drifted, `vpclink up` recreates it",
                 self.resource
-            )
-            .replace("does not exist", &format!("does not exist ({c})")),
+            ),
             _ => "run the same command again (it resumes); if it keeps failing, the message above says why".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(code: &str) -> AwsError {
+        AwsError {
+            side: Side::West,
+            profile: "partner".into(),
+            action: "ec2:CreateRoute",
+            resource: "rtb-1 10.64.0.0/16".into(),
+            code: Some(code.into()),
+            message: "You are not authorized to perform this operation.".into(),
+        }
+    }
+
+    #[test]
+    fn messages_name_side_profile_action_resource_code_and_fix() {
+        assert_eq!(
+            err("UnauthorizedOperation").to_string(),
+            "west side (profile partner): ec2:CreateRoute on rtb-1 10.64.0.0/16 failed: UnauthorizedOperation: You are \
+             not authorized to perform this operation. Fix: missing permission ec2:CreateRoute on profile partner; add \
+             it to the IAM policy of that profile's user or role"
+        );
+        assert!(err("InvalidInstanceID.NotFound").is_not_found());
+        assert!(!err("InvalidInstanceID.Malformed").is_not_found());
+        assert!(err("InvalidPermission.Duplicate").is_duplicate());
+        assert!(err("AddressLimitExceeded")
+            .fix()
+            .contains("Elastic IP quota"));
     }
 }

@@ -32,6 +32,10 @@ pub fn files_description() -> String {
 /// True when either file has a section for `name` (`[profile NAME]` or, for default, `[default]`, in the config
 /// file; `[NAME]` in the credentials file).
 pub fn defined(name: &str) -> bool {
+    // "default" also exists through AWS_* credential variables alone, as with the AWS CLI.
+    if name == "default" && std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        return true;
+    }
     let read = |p: Option<PathBuf>| {
         p.and_then(|p| std::fs::read_to_string(p).ok())
             .unwrap_or_default()

@@ -144,7 +144,9 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Host> {
                     user_data: cloud_init::user_data(req.role, os).to_string(),
                     client_token: client_token(&tags, step.vpc_id(), generation),
                 };
-                let i = step.aws.ec2.run_instance(&spec).await?;
+                // The key pair or group made a moment ago may not be visible yet; the same ClientToken makes a retry
+                // return the same host.
+                let i = retry_not_found(|| step.aws.ec2.run_instance(&spec)).await?;
                 if !is_gone(&i) || generation > found.len() + 5 {
                     break i;
                 }

@@ -264,13 +264,16 @@ pub async fn ensure_rules(step: &Step<'_>, group_id: &str, desired: &[Rule]) -> 
         step.aws.ec2.revoke_ingress(group_id, revoke).await?;
     }
     for rule in add {
-        // One call per rule: a rule that appeared meanwhile (Duplicate) does not hold back the others.
-        match step
-            .aws
-            .ec2
-            .authorize_ingress(group_id, vec![rule.permission()], &rule.summary())
-            .await
-        {
+        // One call per rule: a rule that appeared meanwhile (Duplicate) does not hold back the others. A group
+        // just created may not be visible yet (NotFound): retried.
+        let (permission, summary) = (rule.permission(), rule.summary());
+        let made = crate::aws::ec2::retry_not_found(|| {
+            step.aws
+                .ec2
+                .authorize_ingress(group_id, vec![permission.clone()], &summary)
+        })
+        .await;
+        match made {
             Err(e) if e.is_duplicate() => {}
             other => other?,
         }
