@@ -77,6 +77,23 @@ pub async fn connect_and_plan(
 
     if let Some(state) = &existing {
         for side in Side::BOTH {
+            let map = if side == Side::East {
+                &a.east_map
+            } else {
+                &a.west_map
+            };
+            let mapped = &state.plan.side(side).mapped;
+            if !map.is_empty() && map != mapped {
+                let list: Vec<String> = mapped.iter().map(|m| m.to_string()).collect();
+                return Err(Error::Input(format!(
+                    "link '{}' maps the {side} VPC at {}; mapped ranges cannot change while the link exists. Drop --{side}-map, or `vpclink down --name {}` first",
+                    state.name,
+                    list.join(" "),
+                    state.name
+                )));
+            }
+        }
+        for side in Side::BOTH {
             let was = state.plan.side(side);
             let asked = requested.get(side).as_deref();
             let now = aws.get(side);

@@ -204,3 +204,64 @@ async fn elastic_ip_quota_exhausted() {
             .unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_candidate_vpcs_are_listed() {
+    let url = localstack_or_skip!();
+    let w = World::new(&url, SeedSpec::default()).await;
+    let extra = w
+        .client("east")
+        .create_vpc()
+        .cidr_block("10.30.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    assert_refused_fresh(&w, &[], "2 VPCs could be meant").await;
+    assert_refused_fresh(&w, &[], &extra).await;
+    assert_refused_fresh(&w, &[], "pick one with --east-vpc").await;
+    // Naming one resolves it.
+    let vpc = w.seed.east.vpc_id.clone();
+    let plan = w.run(&[
+        "plan",
+        "--east",
+        "east",
+        "--west",
+        "west",
+        "--east-vpc",
+        &vpc,
+        "--json",
+    ]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_ami_stops_preflight() {
+    let url = localstack_or_skip!();
+    let w = World::new(&url, SeedSpec::default()).await;
+    // LocalStack has no Ubuntu SSM parameter: preflight must say so before creating anything.
+    assert_refused_fresh(&w, &["--os", "ubuntu2404"], "no AMI").await;
+    assert_refused_fresh(
+        &w,
+        &["--os", "ubuntu2404"],
+        "/aws/service/canonical/ubuntu/server/24.04",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mapped_ranges_of_an_existing_link_cannot_change() {
+    let url = localstack_or_skip!();
+    let w = World::new(&url, SeedSpec::default()).await;
+    assert_eq!(w.up(&["--no-test-hosts"]).status.code(), Some(0));
+    assert_refused(
+        &w,
+        &w.up_args(&["--no-test-hosts", "--west-map", "172.31.0.0/16"]),
+        "mapped ranges cannot change",
+    )
+    .await;
+    assert_eq!(w.down().status.code(), Some(0));
+}
