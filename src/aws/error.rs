@@ -115,6 +115,9 @@ impl AwsError {
             "InstanceLimitExceeded" | "VcpuLimitExceeded" | "InsufficientInstanceCapacity" => {
                 "no capacity or quota for this instance type here; try another --instance-type or request a quota increase".into()
             }
+            "ParameterNotFound" => {
+                "this region publishes no such image parameter; pick another --os, instance type (CPU architecture) or region".into()
+            }
             "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => {
                 "AWS is throttling this account; wait a minute and run the same command again (it resumes)".into()
             }

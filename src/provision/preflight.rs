@@ -47,6 +47,10 @@ pub async fn check(c: &SideCheck<'_>) -> (Vec<String>, Option<String>) {
     let ami =
         match super::instance::resolve_ami(c.aws, c.options.os, &c.options.instance_type).await {
             Ok(ami) => Some(ami),
+            Err(Error::Aws(e)) => {
+                problems.push(format!("no AMI: {e}"));
+                None
+            }
             Err(e) => {
                 note(format!("no AMI: {e}"));
                 None
