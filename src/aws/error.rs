@@ -2,7 +2,7 @@
 //! what the user can do about it.
 
 use crate::side::Side;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use std::fmt;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,6 +37,20 @@ impl fmt::Display for AwsError {
     }
 }
 
+/// "dispatch failure: io error: ...: Connection refused": each cause once, without debug dumps.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
 impl AwsError {
     pub fn new<E, R>(
         side: Side,
@@ -54,7 +68,7 @@ impl AwsError {
                 err.code().map(str::to_string),
                 err.message().unwrap_or("no message").to_string(),
             ),
-            _ => (None, DisplayErrorContext(&err).to_string()),
+            _ => (None, chain(&err)),
         };
         AwsError {
             side,

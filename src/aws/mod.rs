@@ -11,7 +11,9 @@ pub use error::AwsError;
 
 use crate::side::Side;
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::time::Duration;
 
 /// What the user asked for on one side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,11 +59,18 @@ impl ConnectError {
 }
 
 /// The SdkConfig for one profile, as the AWS CLI would resolve it (config and credentials files, endpoint_url,
-/// AWS_* variables), with an optional region override. Throttling is retried with backoff by the SDK.
+/// AWS_* variables), with an optional region override. Throttling is retried with backoff by the SDK, and no call
+/// hangs: an endpoint that stops answering fails the attempt (retried) instead of stalling the run.
 pub async fn sdk_config(profile: &str, region: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .profile_name(profile)
-        .retry_config(RetryConfig::standard().with_max_attempts(8));
+        .retry_config(RetryConfig::standard().with_max_attempts(8))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        );
     if let Some(r) = region {
         loader = loader.region(Region::new(r.to_string()));
     }
@@ -94,7 +103,12 @@ pub async fn connect(
             side,
             profile: profile.clone(),
         })?;
-    let sts = aws_sdk_sts::Client::new(&config);
+    // The first call: a wrong endpoint or no network should be reported in a second, not after eight retries.
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&config)
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .build(),
+    );
     let account = sts
         .get_caller_identity()
         .send()
