@@ -285,6 +285,14 @@ async fn up_provisions_everything_once_status_sees_drift_and_down_removes_all() 
     let status = w.run(&["status", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(report["ok"], true, "{report}");
+    let noop = w.up(&["--dry-run", "--json"]);
+    let noop: serde_json::Value = serde_json::from_slice(&noop.stdout).unwrap();
+    assert_eq!(
+        noop["dry_run"],
+        serde_json::json!([]),
+        "a complete link needs no change: {}",
+        noop["dry_run"]
+    );
 
     // Drift: source/dest check back on, a route deleted. status names both; up repairs them.
     let east = w.client("east");

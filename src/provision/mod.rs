@@ -247,7 +247,15 @@ async fn second_half(step: &Step<'_>, ami: &str) -> Result<()> {
     step.say("Elastic IP association");
     elastic_ip::ensure_associated(step, &eni).await?;
     step.say("source/dest check");
-    crate::aws::ec2::retry_not_found(|| step.aws.ec2.disable_source_dest_check(&eni)).await?;
+    let checked = step
+        .aws
+        .ec2
+        .describe_network_interface(&eni)
+        .await?
+        .and_then(|n| n.source_dest_check());
+    if checked != Some(false) {
+        crate::aws::ec2::retry_not_found(|| step.aws.ec2.disable_source_dest_check(&eni)).await?;
+    }
     let eip = step.side_state(|s| s.eip.as_ref().map(|e| e.public_ip));
     step.record_host(
         Role::Tunnel,

@@ -148,11 +148,18 @@ async fn eip_headroom(c: &SideCheck<'_>) -> Result<Option<String>, crate::aws::A
     if have_ours {
         return Ok(None);
     }
-    let quota = c.aws.ec2.elastic_ip_quota().await?.unwrap_or(5) as usize;
+    // EC2 reports the default quota; an account whose quota was raised says so with VPCLINK_ELASTIC_IP_QUOTA.
+    let raised = std::env::var("VPCLINK_ELASTIC_IP_QUOTA")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    let quota = match raised {
+        Some(q) => q,
+        None => c.aws.ec2.elastic_ip_quota().await?.unwrap_or(5) as usize,
+    };
     let used = c.aws.ec2.describe_addresses(Vec::new()).await?.len();
     Ok((used >= quota).then(|| {
         format!(
-            "Elastic IP quota exhausted in {}: {used} of {quota} in use; release an unused address or request a quota increase",
+            "Elastic IP quota exhausted in {}: {used} of {quota} in use; release an unused address or request a quota increase (then set VPCLINK_ELASTIC_IP_QUOTA)",
             c.aws.region
         )
     }))
