@@ -96,21 +96,7 @@ pub async fn up(
         plan,
         existing,
     } = c;
-    let ssh_cidr = match a.ssh_cidr.or(existing.as_ref().and_then(|s| s.options.ssh_cidr)) {
-        Some(c) => c,
-        None => operator::public_cidr().await.ok_or_else(|| {
-            Error::Input(
-                "cannot learn this machine's public address for the tunnel hosts' SSH rule; pass --ssh-cidr (e.g. your address/32)"
-                    .into(),
-            )
-        })?,
-    };
-    let options = Options {
-        os: a.os,
-        instance_type: a.instance_type.clone(),
-        test_hosts: !a.no_test_hosts,
-        ssh_cidr: Some(ssh_cidr),
-    };
+    let options = options(a, existing.as_ref()).await?;
     let mut state = LinkState::new(plan.clone(), options.clone());
     if let Some(old) = &existing {
         state.east = old.east.clone();
@@ -121,23 +107,7 @@ pub async fn up(
     let public_key = key_pair::public_line(&key)?;
 
     // Preflight, both sides at once; any problem stops everything before the first change.
-    let checks = PerSide::new(Side::East, Side::West).map(|_, &side| preflight::SideCheck {
-        aws: aws.get(side),
-        facts: facts.get(side),
-        link: &plan.name,
-        options: &options,
-        state: state.side(side),
-        destinations: &plan.side(side.peer()).mapped,
-        public_key: &public_key,
-    });
-    let (east, west) = tokio::join!(
-        preflight::check(&checks.east),
-        preflight::check(&checks.west)
-    );
-    if let Some(e) = preflight::to_error(east.0.into_iter().chain(west.0).collect()) {
-        return Err(e);
-    }
-    let amis = PerSide::new(east.1.unwrap_or_default(), west.1.unwrap_or_default());
+    let amis = preflight_both(&aws, &facts, &plan, &options, &state, &public_key).await?;
 
     let journal = if dry.is_some() {
         Journal::new(state, None)
@@ -190,6 +160,54 @@ pub async fn up(
         state: journal.snapshot(),
         dry_run: dry.map(|d| d.calls()),
     })
+}
+
+/// The run's options; the SSH source defaults to what the link had, else this machine's public address.
+async fn options(a: &UpArgs, existing: Option<&LinkState>) -> Result<Options> {
+    let ssh_cidr = match a.ssh_cidr.or(existing.and_then(|s| s.options.ssh_cidr)) {
+        Some(c) => c,
+        None => operator::public_cidr().await.ok_or_else(|| {
+            Error::Input(
+                "cannot learn this machine's public address for the tunnel hosts' SSH rule; pass --ssh-cidr (e.g. your address/32)"
+                    .into(),
+            )
+        })?,
+    };
+    Ok(Options {
+        os: a.os,
+        instance_type: a.instance_type.clone(),
+        test_hosts: !a.no_test_hosts,
+        ssh_cidr: Some(ssh_cidr),
+    })
+}
+
+/// Check both sides; report every problem of both at once. Returns each side's AMI.
+async fn preflight_both(
+    aws: &PerSide<SideAws>,
+    facts: &PerSide<SideFacts>,
+    plan: &LinkPlan,
+    options: &Options,
+    state: &LinkState,
+    public_key: &str,
+) -> Result<PerSide<String>> {
+    let check = |side: Side| preflight::SideCheck {
+        aws: aws.get(side),
+        facts: facts.get(side),
+        link: &plan.name,
+        options,
+        state: state.side(side),
+        destinations: &plan.side(side.peer()).mapped,
+        public_key,
+    };
+    let (east, west) = (check(Side::East), check(Side::West));
+    let (east, west) = tokio::join!(preflight::check(&east), preflight::check(&west));
+    match preflight::to_error(east.0.into_iter().chain(west.0).collect()) {
+        Some(e) => Err(e),
+        None => Ok(PerSide::new(
+            east.1.unwrap_or_default(),
+            west.1.unwrap_or_default(),
+        )),
+    }
 }
 
 async fn first_half(step: &Step<'_>, public_key: &str) -> Result<()> {
