@@ -249,7 +249,10 @@ pub async fn up(a: UpArgs, out: &Output) -> Result<()> {
         out.emit(&report, String::new);
         return Ok(());
     }
-    refuse_loopback_ssh(&report.state)?;
+    if let Err(e) = refuse_loopback_ssh(&report.state) {
+        out.emit(&report, String::new); // what was provisioned, for --json readers
+        return Err(e);
+    }
 
     // Configure and verify (the SSH layer is blocking; it runs off the async workers).
     let (out2, files2) = (*out, files.clone());
