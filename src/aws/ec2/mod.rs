@@ -1,0 +1,181 @@
+//! A thin wrapper over the EC2 client: one method per API call (reads in read.rs, DryRun permission probes in
+//! probe.rs, changes in change.rs), each returning [`AwsError`] with the side, profile,
+//! IAM action and resource filled in. With a [`DryRunLog`], calls that change something are recorded instead of
+//! made and return placeholder ids (`<new ...>`); reads still go to AWS.
+
+mod change;
+mod probe;
+mod read;
+
+use super::error::AwsError;
+use super::tags::LinkTags;
+use crate::side::Side;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::Client;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A call `--dry-run` would have made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedCall {
+    pub side: Side,
+    pub action: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DryRunLog(Arc<Mutex<Vec<PlannedCall>>>);
+
+impl DryRunLog {
+    pub fn calls(&self) -> Vec<PlannedCall> {
+        self.0.lock().expect("dry-run log").clone()
+    }
+}
+
+/// Ids handed out in dry-run mode look like `<new east tunnel sg>`; nothing with such an id exists to be read.
+pub fn is_placeholder(id: &str) -> bool {
+    id.starts_with('<')
+}
+
+/// What RunInstances needs for one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchSpec {
+    pub tags: LinkTags,
+    pub image_id: String,
+    pub instance_type: String,
+    pub subnet_id: String,
+    pub security_group_id: String,
+    pub key_name: String,
+    /// Plain text; base64-encoded here.
+    pub user_data: String,
+    pub client_token: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ec2 {
+    client: Client,
+    side: Side,
+    profile: String,
+    dry: Option<DryRunLog>,
+}
+
+type R<T> = Result<T, AwsError>;
+
+impl Ec2 {
+    pub fn new(client: Client, side: Side, profile: &str, dry: Option<DryRunLog>) -> Self {
+        Ec2 {
+            client,
+            side,
+            profile: profile.to_string(),
+            dry,
+        }
+    }
+
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.dry.is_some()
+    }
+
+    fn err<E: ProvideErrorMetadata + std::error::Error + 'static, Rs: std::fmt::Debug>(
+        &self,
+        action: &'static str,
+        resource: impl Into<String>,
+    ) -> impl FnOnce(aws_sdk_ec2::error::SdkError<E, Rs>) -> AwsError + '_ {
+        let resource = resource.into();
+        move |e| AwsError::new(self.side, &self.profile, action, resource, e)
+    }
+
+    /// Called first by every method that changes something. In dry-run mode: record the call and return true (the
+    /// caller then returns a placeholder). Fails when a test injected a fault at this call (VPCLINK_FAULT_AT).
+    fn begin(&self, action: &'static str, detail: impl Into<String>) -> R<bool> {
+        if fault::hit() {
+            return Err(AwsError {
+                side: self.side,
+                profile: self.profile.clone(),
+                action,
+                resource: detail.into(),
+                code: Some("InjectedFault".into()),
+                message: "fault injected by VPCLINK_FAULT_AT (tests only)".into(),
+            });
+        }
+        Ok(match &self.dry {
+            Some(log) => {
+                log.0.lock().expect("dry-run log").push(PlannedCall {
+                    side: self.side,
+                    action,
+                    detail: detail.into(),
+                });
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn placeholder(&self, what: &str) -> String {
+        format!("<new {} {what}>", self.side)
+    }
+}
+
+/// Test hook: VPCLINK_FAULT_AT=N makes the Nth change this process attempts fail, as an API error would, so the tests
+/// can prove that a run that died there resumes.
+mod fault {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+
+    static AT: OnceLock<Option<usize>> = OnceLock::new();
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    pub fn hit() -> bool {
+        let at = *AT.get_or_init(|| {
+            std::env::var("VPCLINK_FAULT_AT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+        at.is_some_and(|at| CALLS.fetch_add(1, Ordering::SeqCst) + 1 == at)
+    }
+}
+
+fn not_found_is_none<T>(e: AwsError) -> R<Option<T>> {
+    if e.is_not_found() {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+/// DryRunOperation is the success answer of a DryRun call.
+fn dry_run_outcome(r: R<()>) -> R<()> {
+    match r {
+        Err(e) if e.is_dry_run_ok() => Ok(()),
+        other => other,
+    }
+}
+
+/// Retry `f` while EC2 says "not found" about something just created (eventual consistency), up to ~40 s.
+pub async fn retry_not_found<T, F, Fut>(mut f: F) -> R<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = R<T>>,
+{
+    let mut delay = Duration::from_millis(250);
+    let mut waited = Duration::ZERO;
+    loop {
+        match f().await {
+            Err(e) if e.is_not_found() && waited < Duration::from_secs(40) => {
+                tracing::debug!("{e}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                waited += delay;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
