@@ -33,7 +33,9 @@ fn load(name: &NameArg) -> Result<(StateFiles, LinkState)> {
 }
 
 pub async fn configure_cmd(a: &NameArg, out: &Output) -> Result<()> {
-    let (files, mut state) = load(a)?;
+    let files = StateFiles::for_link(&a.name)?;
+    crate::commands::pin_host_keys(&files, out).await?;
+    let mut state = files.load()?;
     let out2 = *out;
     let (report, _) = tokio::task::spawn_blocking(move || {
         let r = configure::configure(&files, &mut state, &out2);

@@ -285,6 +285,7 @@ async fn up_provisions_everything_once_status_sees_drift_and_down_removes_all() 
     let status = w.run(&["status", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(status.status.code(), Some(0));
     let noop = w.up(&["--dry-run", "--json"]);
     let noop: serde_json::Value = serde_json::from_slice(&noop.stdout).unwrap();
     assert_eq!(
@@ -320,6 +321,7 @@ async fn up_provisions_everything_once_status_sees_drift_and_down_removes_all() 
     let status = w.run(&["status", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(report["ok"], false);
+    assert_eq!(status.status.code(), Some(1), "drift is a non-zero exit");
     let drifted: Vec<String> = report["items"]
         .as_array()
         .unwrap()

@@ -197,4 +197,32 @@ impl Ec2 {
             Err(e) => not_found_is_none(self.err("ec2:DescribeImages", image_id)(e)),
         }
     }
+
+    /// The instance's serial console text (cloud-init prints the SSH host keys there), decoded; None while the
+    /// instance has printed nothing yet.
+    pub async fn console_output(&self, instance_id: &str) -> R<Option<String>> {
+        if is_placeholder(instance_id) {
+            return Ok(None);
+        }
+        let out = match self
+            .client
+            .get_console_output()
+            .instance_id(instance_id)
+            .latest(true)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => return not_found_is_none(self.err("ec2:GetConsoleOutput", instance_id)(e)),
+        };
+        use base64::Engine;
+        Ok(out
+            .output
+            .and_then(|b64| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .ok()
+            })
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
 }
