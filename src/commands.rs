@@ -30,10 +30,11 @@ pub async fn connect(
     targets: PerSide<SideTarget>,
     dry: Option<DryRunLog>,
 ) -> Result<PerSide<SideAws>> {
-    let (east, west) = tokio::join!(
+    let (east, west) = crate::side::both(
         aws::connect(&targets.east, dry.clone()),
-        aws::connect(&targets.west, dry)
-    );
+        aws::connect(&targets.west, dry),
+    )
+    .await;
     // Report both sides' problems at once when both fail.
     match (east, west) {
         (Ok(e), Ok(w)) => Ok(PerSide::new(e, w)),
@@ -110,14 +111,20 @@ pub async fn connect_and_plan(
     }
 
     let (east, west) = match &existing {
-        Some(s) => tokio::join!(
-            discover::rediscover(&aws.east, &s.plan.east.vpc_id),
-            discover::rediscover(&aws.west, &s.plan.west.vpc_id)
-        ),
-        None => tokio::join!(
-            discover::discover(&aws.east, requested.east.as_deref()),
-            discover::discover(&aws.west, requested.west.as_deref())
-        ),
+        Some(s) => {
+            crate::side::both(
+                discover::rediscover(&aws.east, &s.plan.east.vpc_id),
+                discover::rediscover(&aws.west, &s.plan.west.vpc_id),
+            )
+            .await
+        }
+        None => {
+            crate::side::both(
+                discover::discover(&aws.east, requested.east.as_deref()),
+                discover::discover(&aws.west, requested.west.as_deref()),
+            )
+            .await
+        }
     };
     let facts = match (east, west) {
         (Ok(e), Ok(w)) => PerSide::new(e, w),
@@ -254,6 +261,8 @@ pub async fn up(a: UpArgs, out: &Output) -> Result<()> {
         return Err(e);
     }
 
+    pin_host_keys(&files, out).await?;
+
     // Configure and verify (the SSH layer is blocking; it runs off the async workers).
     let (out2, files2) = (*out, files.clone());
     let (configured, state) = tokio::task::spawn_blocking(move || {
@@ -293,6 +302,49 @@ pub async fn up(a: UpArgs, out: &Output) -> Result<()> {
             total: verified.checks.len(),
         })
     }
+}
+
+/// How long `up` and `configure` wait for cloud-init to print host keys on a new instance's console.
+const CONSOLE_KEY_BUDGET: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// Pin the host key of every instance that has none, from its console output (see provision::host_keys). Hosts
+/// without an instance id (a lab) or whose console stays silent are left to trust-on-first-use in configure.
+pub async fn pin_host_keys(files: &StateFiles, out: &Output) -> Result<()> {
+    use crate::provision::host_keys;
+    let mut state = files.load()?;
+    let wanted = PerSide::new(
+        host_keys::unpinned(&state, Side::East),
+        host_keys::unpinned(&state, Side::West),
+    );
+    if wanted.east.is_empty() && wanted.west.is_empty() {
+        return Ok(());
+    }
+    let targets = PerSide::new(Side::East, Side::West).map(|_, &side| SideTarget {
+        side,
+        profile: state.plan.side(side).profile.clone(),
+        region: Some(state.plan.side(side).region.clone()),
+    });
+    let aws = connect(targets, None).await?;
+    let pb = out.spinner("reading SSH host keys from the instances' consoles");
+    let (east, west) = tokio::join!(
+        host_keys::read_keys(&aws.east, wanted.east, CONSOLE_KEY_BUDGET),
+        host_keys::read_keys(&aws.west, wanted.west, CONSOLE_KEY_BUDGET)
+    );
+    pb.finish_and_clear();
+    for (side, found) in [(Side::East, east), (Side::West, west)] {
+        for (role, key) in found {
+            let s = state.side_mut(side);
+            let host = match role {
+                crate::state::Role::Tunnel => s.tunnel.as_mut(),
+                crate::state::Role::Test => s.test.as_mut(),
+            };
+            if let Some(h) = host {
+                h.host_key = Some(key);
+            }
+        }
+    }
+    files.save(&state)?;
+    Ok(())
 }
 
 /// Emulators hand out Elastic IPs in 127.0.0.0/8: SSH there would reach this machine, not a tunnel host.
@@ -397,6 +449,14 @@ pub async fn status(a: NameArg, out: &Output) -> Result<()> {
         items,
     };
     out.emit(&report, || status::human(&report));
+    // Drift is a finding, like a failed verify check: scripts can act on the exit code.
+    let drifted = report.items.iter().filter(|i| !i.ok).count();
+    if drifted > 0 {
+        return Err(Error::ChecksFailed {
+            failed: drifted,
+            total: report.items.len(),
+        });
+    }
     Ok(())
 }
 
@@ -442,10 +502,11 @@ pub async fn down(a: DownArgs, out: &Output) -> Result<()> {
     );
     let aws = connect(targets, None).await?;
     let link = &a.name.name;
-    let (e, w) = tokio::join!(
+    let (e, w) = crate::side::both(
         teardown::collect(&aws.east, link, state.as_ref()),
-        teardown::collect(&aws.west, link, state.as_ref())
-    );
+        teardown::collect(&aws.west, link, state.as_ref()),
+    )
+    .await;
     let inventory = PerSide::new(e?, w?);
 
     let listing = |inv: &PerSide<teardown::Inventory>| {
@@ -469,19 +530,21 @@ pub async fn down(a: DownArgs, out: &Output) -> Result<()> {
     }
 
     let bar = out.spinner(format!("deleting link '{link}' on both sides"));
-    let (de, dw) = tokio::join!(
+    let (de, dw) = crate::side::both(
         teardown::delete(&aws.east, &inventory.east),
-        teardown::delete(&aws.west, &inventory.west)
-    );
+        teardown::delete(&aws.west, &inventory.west),
+    )
+    .await;
     bar.finish_and_clear();
     de?;
     dw?;
 
     // Leak check: collect again; nothing may be left.
-    let (e, w) = tokio::join!(
+    let (e, w) = crate::side::both(
         teardown::collect(&aws.east, link, None),
-        teardown::collect(&aws.west, link, None)
-    );
+        teardown::collect(&aws.west, link, None),
+    )
+    .await;
     let left = e?.count() + w?.count();
     if left > 0 {
         return Err(Error::Runtime(format!(

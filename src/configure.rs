@@ -39,6 +39,22 @@ pub struct ConfigureReport {
     pub name: String,
     pub changed: bool,
     pub hosts: Vec<HostReport>,
+    /// Seconds from the end of the apply until both ends showed the ESP SA; None when nothing was applied or
+    /// the SA did not come up within the wait (verify then says why).
+    pub sa_up_after_s: Option<u64>,
+}
+
+/// How long configure waits for the SA after applying, so that an immediate verify tests a settled link.
+const SA_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+fn sa_up(conn: &Conn, conn_name: &str) -> bool {
+    conn.run("ipsec whack --trafficstatus 2>/dev/null")
+        .map(|o| {
+            o.stdout
+                .lines()
+                .any(|l| l.contains(&format!("\"{conn_name}\"")) && l.contains("type=ESP"))
+        })
+        .unwrap_or(false)
 }
 
 /// Open SSH to a host recorded in the state, pinning its key on first use.
@@ -276,6 +292,26 @@ pub fn configure(
         let cfg = render::tunnel_host(&view);
         push(&p.conn, side, &cfg, &view.unit_name()).map_err(crate::Error::from)
     })?;
+    let applied = reports.east.applied || reports.west.applied;
+    let sa_up_after_s = if applied {
+        pb.set_message("configure: waiting for the IPsec SA");
+        let conn_name = format!("vpclink-{}", state.name);
+        let start = std::time::Instant::now();
+        loop {
+            if Side::BOTH
+                .iter()
+                .all(|&side| sa_up(&prepared.get(side).conn, &conn_name))
+            {
+                break Some(start.elapsed().as_secs());
+            }
+            if start.elapsed() >= SA_WAIT {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    } else {
+        None
+    };
     pb.finish_and_clear();
 
     // Test hosts need nothing pushed; reaching them now pins their host keys for verify.
@@ -296,6 +332,7 @@ pub fn configure(
         name: state.name.clone(),
         changed: hosts.iter().any(|h| h.applied),
         hosts,
+        sa_up_after_s,
     })
 }
 
@@ -328,11 +365,16 @@ pub fn human(r: &ConfigureReport) -> String {
         })
         .collect();
     let mut s = crate::output::table(&["host", "result", "why", "files changed"], &rows);
-    s.push_str(if r.changed {
-        "configure: changes applied\n"
-    } else {
-        "configure: no change; everything was already in place\n"
-    });
+    match (r.changed, r.sa_up_after_s) {
+        (false, _) => s.push_str("configure: no change; everything was already in place\n"),
+        (true, Some(t)) => s.push_str(&format!(
+            "configure: changes applied; IPsec SA up {t} s later\n"
+        )),
+        (true, None) => s.push_str(&format!(
+            "configure: changes applied, but the IPsec SA was not up after {} s; `vpclink verify` shows why\n",
+            SA_WAIT.as_secs()
+        )),
+    }
     s
 }
 

@@ -67,3 +67,53 @@ impl<T> PerSide<T> {
         }
     }
 }
+
+/// Hidden switch for `scripts/bench`: `VPCLINK_SERIAL_SIDES=1` makes [`both`] and [`try_both`] run the east side's
+/// work to the end before the west side's, so one can measure what running the sides at once saves. Not for users.
+pub fn serial_sides() -> bool {
+    std::env::var_os("VPCLINK_SERIAL_SIDES").is_some_and(|v| v == "1")
+}
+
+/// Both sides' work at once (east, then west, under [`serial_sides`]).
+pub async fn both<A: std::future::Future, B: std::future::Future>(
+    east: A,
+    west: B,
+) -> (A::Output, B::Output) {
+    if serial_sides() {
+        let e = east.await;
+        (e, west.await)
+    } else {
+        tokio::join!(east, west)
+    }
+}
+
+/// Like [`both`], stopping at the first error (the other side's work is dropped, as `tokio::try_join!` does).
+pub async fn try_both<T, U, E>(
+    east: impl std::future::Future<Output = Result<T, E>>,
+    west: impl std::future::Future<Output = Result<U, E>>,
+) -> Result<(T, U), E> {
+    if serial_sides() {
+        let e = east.await?;
+        Ok((e, west.await?))
+    } else {
+        tokio::try_join!(east, west)
+    }
+}
+
+#[cfg(test)]
+mod both_tests {
+    use super::*;
+
+    #[test]
+    fn both_and_try_both_keep_east_then_west_and_stop_at_an_error() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(both(async { 1 }, async { "w" })), (1, "w"));
+        let ok: Result<(u8, u8), &str> = rt.block_on(try_both(async { Ok(1) }, async { Ok(2) }));
+        assert_eq!(ok, Ok((1, 2)));
+        let err: Result<(u8, u8), &str> =
+            rt.block_on(try_both(async { Ok(1) }, async { Err("west") }));
+        assert_eq!(err, Err("west"));
+    }
+}

@@ -232,8 +232,9 @@ fn traffic_checks(
     let tcp = match listener.run(&listen) {
         Err(e) => check("tcp", side, false, e.to_string()),
         Ok(_) => {
+            // One overall deadline: a dead tunnel answers "no connection within 10 s", not a traceback.
             let connect = format!(
-                "python3 -c 'import socket,time\nfor i in range(20):\n  try:\n    s=socket.create_connection((\"{target}\",{port}),timeout=3);break\n  except OSError:\n    time.sleep(0.25)\nprint(s.recv(200).decode().strip())'"
+                "python3 -c 'import socket,sys,time\nend=time.time()+10\nwhile True:\n  try:\n    s=socket.create_connection((\"{target}\",{port}),timeout=2);break\n  except OSError as e:\n    err=e\n    if time.time()>end: print(\"no TCP connection within 10 s:\",err);sys.exit(1)\n    time.sleep(0.25)\ns.settimeout(5)\nprint(s.recv(200).decode().strip())'"
             );
             let (st, out) = probe(src, &connect);
             let line = out.trim().to_string();

@@ -1,6 +1,7 @@
 //! The AWS effect layer: one SdkConfig per side, built explicitly from that side's profile (never from AWS_PROFILE),
 //! and thin wrappers with one method per API call.
 
+pub mod call_log;
 pub mod ec2;
 mod error;
 pub mod profile;
@@ -104,11 +105,16 @@ pub async fn connect(
             profile: profile.clone(),
         })?;
     // The first call: a wrong endpoint or no network should be reported in a second, not after eight retries.
-    let sts = aws_sdk_sts::Client::from_conf(
-        aws_sdk_sts::config::Builder::from(&config)
-            .retry_config(RetryConfig::standard().with_max_attempts(2))
-            .build(),
-    );
+    let mut sts = aws_sdk_sts::config::Builder::from(&config)
+        .retry_config(RetryConfig::standard().with_max_attempts(2));
+    let mut ec2 = aws_sdk_ec2::config::Builder::from(&config);
+    let mut ssm = aws_sdk_ssm::config::Builder::from(&config);
+    if let Some(log) = call_log::interceptor(side) {
+        sts.push_interceptor(log.clone());
+        ec2.push_interceptor(log.clone());
+        ssm.push_interceptor(log);
+    }
+    let sts = aws_sdk_sts::Client::from_conf(sts.build());
     let account = sts
         .get_caller_identity()
         .send()
@@ -128,8 +134,13 @@ pub async fn connect(
         side,
         region,
         account,
-        ec2: Ec2::new(aws_sdk_ec2::Client::new(&config), side, &profile, dry_run),
-        ssm: aws_sdk_ssm::Client::new(&config),
+        ec2: Ec2::new(
+            aws_sdk_ec2::Client::from_conf(ec2.build()),
+            side,
+            &profile,
+            dry_run,
+        ),
+        ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
         profile,
     })
 }

@@ -4,6 +4,7 @@
 //! every step first looks for what an earlier, interrupted run made (state, then tags), so re-running converges.
 
 mod elastic_ip;
+pub mod host_keys;
 mod instance;
 mod journal;
 pub mod key_pair;
@@ -141,15 +142,17 @@ pub async fn up(
     let steps = PerSide::new(step(Side::East), step(Side::West));
 
     // Phase 1: what the other side needs to know about (the Elastic IP), and what has no dependency.
-    tokio::try_join!(
+    crate::side::try_both(
         first_half(&steps.east, &public_key),
-        first_half(&steps.west, &public_key)
-    )?;
+        first_half(&steps.west, &public_key),
+    )
+    .await?;
     // Phase 2: everything that depends on the peer's Elastic IP or on this side's host.
-    tokio::try_join!(
+    crate::side::try_both(
         second_half(&steps.east, amis.get(Side::East)),
-        second_half(&steps.west, amis.get(Side::West))
-    )?;
+        second_half(&steps.west, amis.get(Side::West)),
+    )
+    .await?;
     for s in [&steps.east, &steps.west] {
         s.bar
             .finish_with_message(format!("{}: provisioned", s.side()));
@@ -200,7 +203,7 @@ async fn preflight_both(
         public_key,
     };
     let (east, west) = (check(Side::East), check(Side::West));
-    let (east, west) = tokio::join!(preflight::check(&east), preflight::check(&west));
+    let (east, west) = crate::side::both(preflight::check(&east), preflight::check(&west)).await;
     match preflight::to_error(east.0.into_iter().chain(west.0).collect()) {
         Some(e) => Err(e),
         None => Ok(PerSide::new(

@@ -49,6 +49,9 @@ sysctl -q -w net.ipv4.conf.{gre}.rp_filter=0
 
 # 5. The {peer} VPC's mapped ranges go into the tunnel, sourced from the private address so that NETMAP maps this
 #    host's own traffic too. Routes from an earlier plan are removed.
+n=0; until ip -4 -o addr show | grep -q " inet {own_private}/"; do
+  n=$((n+1)); [ $n -le 60 ] || {{ echo "{own_private} is not on any interface after 60 s" >&2; exit 1; }}; sleep 1
+done
 want="{routes}"
 for r in $want; do ip route replace "$r" dev {gre} src {own_private} proto static; done
 for r in $(ip -4 route show dev {gre} proto static | cut -d' ' -f1); do

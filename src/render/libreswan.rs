@@ -6,6 +6,10 @@ use super::TunnelView;
 /// fails there (TS_UNACCEPTABLE, measured); what works is tunnel mode whose traffic selectors are the two Elastic
 /// IPs (each on its host's dummy interface) restricted to GRE, with IKE itself running from the private address
 /// and identifying as the Elastic IP. NAT-T (UDP 4500) is then always in use.
+///
+/// Only east initiates (`auto=start`); west waits (`auto=add`). When both restarted at once, both initiated, each
+/// dropped its own attempt, and the ESP SPIs no longer matched: traffic was lost both ways for ~75 s (measured in
+/// the lab). West coming back after a reboot is found by east's liveness check, which restarts the connection.
 pub fn render(v: &TunnelView) -> String {
     let (l, r) = (v.local, v.peer);
     let mut s = v.header("libreswan connection");
@@ -28,12 +32,13 @@ pub fn render(v: &TunnelView) -> String {
 \t# AES-GCM only: the tunnel MTU is computed for it.
 \tesp=aes_gcm256
 \tencapsulation=yes
+\t# IKEv2 liveness: probe every 10 s; libreswan 4 ignores dpdtimeout= and gives up after retransmit-timeout.
 \tdpddelay=10
-\tdpdtimeout=30
+\tretransmit-timeout=30s
 \tdpdaction=restart
 \tikelifetime=8h
 \tsalifetime=1h
-\tauto=start
+\tauto={auto}
 ",
         name = v.conn_name(),
         lpriv = l.private_ip,
@@ -41,6 +46,10 @@ pub fn render(v: &TunnelView) -> String {
         lkey = l.rsa_pubkey,
         rpub = r.public_ip,
         rkey = r.rsa_pubkey,
+        auto = match v.side {
+            crate::side::Side::East => "start",
+            crate::side::Side::West => "add",
+        },
     ));
     s
 }

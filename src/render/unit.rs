@@ -14,6 +14,9 @@ Before=ipsec.service
 Type=oneshot
 RemainAfterExit=yes
 ExecStart={dir}/up.sh
+# A boot where the network comes up late fails once, then succeeds; the firewall is always loaded first.
+Restart=on-failure
+RestartSec=5
 
 [Install]
 WantedBy=multi-user.target

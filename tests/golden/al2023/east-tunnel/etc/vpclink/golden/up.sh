@@ -27,6 +27,9 @@ sysctl -q -w net.ipv4.conf.vpclink-gre.rp_filter=0
 
 # 5. The west VPC's mapped ranges go into the tunnel, sourced from the private address so that NETMAP maps this
 #    host's own traffic too. Routes from an earlier plan are removed.
+n=0; until ip -4 -o addr show | grep -q " inet 10.0.0.10/"; do
+  n=$((n+1)); [ $n -le 60 ] || { echo "10.0.0.10 is not on any interface after 60 s" >&2; exit 1; }; sleep 1
+done
 want="10.2.0.0/16"
 for r in $want; do ip route replace "$r" dev vpclink-gre src 10.0.0.10 proto static; done
 for r in $(ip -4 route show dev vpclink-gre proto static | cut -d' ' -f1); do
