@@ -304,6 +304,15 @@ pub async fn up(a: UpArgs, out: &Output) -> Result<()> {
     }
 }
 
+/// The profile and region each side of an existing link was made with.
+fn targets_of(state: &LinkState) -> PerSide<SideTarget> {
+    PerSide::new(Side::East, Side::West).map(|_, &side| SideTarget {
+        side,
+        profile: state.plan.side(side).profile.clone(),
+        region: Some(state.plan.side(side).region.clone()),
+    })
+}
+
 /// How long `up` and `configure` wait for cloud-init to print host keys on a new instance's console.
 const CONSOLE_KEY_BUDGET: std::time::Duration = std::time::Duration::from_secs(240);
 
@@ -319,11 +328,7 @@ pub async fn pin_host_keys(files: &StateFiles, out: &Output) -> Result<()> {
     if wanted.east.is_empty() && wanted.west.is_empty() {
         return Ok(());
     }
-    let targets = PerSide::new(Side::East, Side::West).map(|_, &side| SideTarget {
-        side,
-        profile: state.plan.side(side).profile.clone(),
-        region: Some(state.plan.side(side).region.clone()),
-    });
+    let targets = targets_of(&state);
     let aws = connect(targets, None).await?;
     let pb = out.spinner("reading SSH host keys from the instances' consoles");
     let (east, west) = tokio::join!(
@@ -432,11 +437,7 @@ pub fn resources_table(state: &LinkState) -> String {
 pub async fn status(a: NameArg, out: &Output) -> Result<()> {
     let files = StateFiles::for_link(&a.name)?;
     let state = files.load()?;
-    let targets = PerSide::new(Side::East, Side::West).map(|_, &side| SideTarget {
-        side,
-        profile: state.plan.side(side).profile.clone(),
-        region: Some(state.plan.side(side).region.clone()),
-    });
+    let targets = targets_of(&state);
     let aws = connect(targets, None).await?;
     let (east, west) = tokio::join!(
         status::side_status(&aws.east, &state),
