@@ -261,25 +261,11 @@ pub async fn up(a: UpArgs, out: &Output) -> Result<()> {
         return Err(e);
     }
 
-    pin_host_keys(&files, out).await?;
-
-    // Configure and verify (the SSH layer is blocking; it runs off the async workers).
-    let (out2, files2) = (*out, files.clone());
-    let (configured, state) = tokio::task::spawn_blocking(move || {
-        let mut state = files2.load()?;
-        let r = crate::configure::configure(&files2, &mut state, &out2)?;
-        Ok::<_, Error>((r, state))
-    })
-    .await
-    .map_err(|e| Error::Runtime(format!("configure task failed: {e}")))??;
+    let (configured, state) = crate::run::configure_link(&files, out).await?;
     if !out.json {
         print!("{}", crate::configure::human(&configured));
     }
-    let (out2, files2) = (*out, files.clone());
-    let verified =
-        tokio::task::spawn_blocking(move || crate::verify::verify(&files2, &state, &out2))
-            .await
-            .map_err(|e| Error::Runtime(format!("verify task failed: {e}")))??;
+    let verified = crate::run::verify_link(&files, state, out).await?;
 
     #[derive(Serialize)]
     struct Full<'a> {
@@ -294,14 +280,7 @@ pub async fn up(a: UpArgs, out: &Output) -> Result<()> {
         verify: &verified,
     };
     out.emit(&full, || crate::verify::human(&verified));
-    if verified.ok {
-        Ok(())
-    } else {
-        Err(Error::ChecksFailed {
-            failed: verified.failed,
-            total: verified.checks.len(),
-        })
-    }
+    verified.outcome()
 }
 
 /// The profile and region each side of an existing link was made with.

@@ -32,37 +32,47 @@ fn load(name: &NameArg) -> Result<(StateFiles, LinkState)> {
     Ok((files, state))
 }
 
-pub async fn configure_cmd(a: &NameArg, out: &Output) -> Result<()> {
-    let files = StateFiles::for_link(&a.name)?;
-    crate::commands::pin_host_keys(&files, out).await?;
-    let mut state = files.load()?;
-    let out2 = *out;
-    let (report, _) = tokio::task::spawn_blocking(move || {
-        let r = configure::configure(&files, &mut state, &out2);
-        (r, state)
+/// Pin host keys, then configure both tunnel hosts off the async workers (the SSH layer blocks). Shared by
+/// `configure` and `up`; returns the report and the state as configure left it.
+pub async fn configure_link(
+    files: &StateFiles,
+    out: &Output,
+) -> Result<(configure::ConfigureReport, LinkState)> {
+    crate::commands::pin_host_keys(files, out).await?;
+    let (files, out) = (files.clone(), *out);
+    tokio::task::spawn_blocking(move || {
+        let mut state = files.load()?;
+        let report = configure::configure(&files, &mut state, &out)?;
+        Ok((report, state))
     })
     .await
-    .map_err(|e| Error::Runtime(format!("configure task failed: {e}")))?;
-    let report = report?;
+    .map_err(|e| Error::Runtime(format!("configure task failed: {e}")))?
+}
+
+/// Verify off the async workers. Shared by `verify` and `up`.
+pub async fn verify_link(
+    files: &StateFiles,
+    state: LinkState,
+    out: &Output,
+) -> Result<verify::VerifyReport> {
+    let (files, out) = (files.clone(), *out);
+    tokio::task::spawn_blocking(move || verify::verify(&files, &state, &out))
+        .await
+        .map_err(|e| Error::Runtime(format!("verify task failed: {e}")))?
+}
+
+pub async fn configure_cmd(a: &NameArg, out: &Output) -> Result<()> {
+    let files = StateFiles::for_link(&a.name)?;
+    let (report, _) = configure_link(&files, out).await?;
     out.emit(&report, || configure::human(&report));
     Ok(())
 }
 
 pub async fn verify_cmd(a: &NameArg, out: &Output) -> Result<()> {
     let (files, state) = load(a)?;
-    let out2 = *out;
-    let report = tokio::task::spawn_blocking(move || verify::verify(&files, &state, &out2))
-        .await
-        .map_err(|e| Error::Runtime(format!("verify task failed: {e}")))??;
+    let report = verify_link(&files, state, out).await?;
     out.emit(&report, || verify::human(&report));
-    if report.ok {
-        Ok(())
-    } else {
-        Err(Error::ChecksFailed {
-            failed: report.failed,
-            total: report.checks.len(),
-        })
-    }
+    report.outcome()
 }
 
 #[derive(Serialize)]

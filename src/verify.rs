@@ -347,6 +347,20 @@ pub fn verify(
     })
 }
 
+impl VerifyReport {
+    /// The exit status a verify run stands for: an error naming how many checks failed.
+    pub fn outcome(&self) -> Result<(), crate::Error> {
+        if self.ok {
+            Ok(())
+        } else {
+            Err(crate::Error::ChecksFailed {
+                failed: self.failed,
+                total: self.checks.len(),
+            })
+        }
+    }
+}
+
 pub fn human(r: &VerifyReport) -> String {
     let rows: Vec<Vec<String>> = r
         .checks
