@@ -1,6 +1,7 @@
 //! Discovery: which VPC on each side, its IPv4 CIDRs, every route table with its routes, and the subnets the hosts
 //! go into. The AWS reads are a thin shell around pure selection rules, which the unit tests pin down.
 
+use crate::aws::call_log::step;
 use crate::aws::{AwsError, SideAws};
 use crate::link::SidePlan;
 use crate::plan::VpcAddresses;
@@ -273,49 +274,70 @@ fn subnet_id(s: &Subnet) -> String {
 
 // ---- the shell --------------------------------------------------------------------------------------------------
 
-/// Read one side's VPC as it is now.
-pub async fn discover(
-    aws: &SideAws,
-    requested_vpc: Option<&str>,
-) -> Result<SideFacts, DiscoverError> {
+/// Which VPC a side means: the one the user named (or the account's only candidate), or the one a link uses.
+#[derive(Debug, Clone, Copy)]
+pub enum VpcChoice<'a> {
+    Pick(Option<&'a str>),
+    Known(&'a str),
+}
+
+/// Find the side's VPC (one DescribeVpcs).
+pub async fn find_vpc(aws: &SideAws, choice: VpcChoice<'_>) -> Result<VpcInfo, DiscoverError> {
     let side = aws.side;
-    let vpcs: Vec<VpcInfo> = aws
-        .ec2
-        .describe_vpcs(Vec::new())
+    let (profile, region) = (aws.profile.clone(), aws.region.clone());
+    let filters = match choice {
+        VpcChoice::Known(id) => vec![crate::aws::tags::filter("vpc-id", id)],
+        VpcChoice::Pick(_) => Vec::new(),
+    };
+    let vpcs: Vec<VpcInfo> = step("vpcs", aws.ec2.describe_vpcs(filters))
         .await?
         .iter()
         .map(vpc_info)
         .collect();
-    let vpc = choose_vpc(side, &vpcs, requested_vpc).map_err(|c| {
-        let (profile, region) = (aws.profile.clone(), aws.region.clone());
-        match c {
-            Choice::NotFound => DiscoverError::VpcNotFound {
-                side,
-                profile,
-                region,
-                id: requested_vpc.unwrap_or_default().to_string(),
-            },
-            Choice::None => DiscoverError::NoVpc {
-                side,
-                profile,
-                region,
-            },
-            Choice::Several(candidates) => DiscoverError::SeveralVpcs {
-                side,
-                profile,
-                region,
-                candidates,
-            },
+    let requested = match choice {
+        VpcChoice::Known(id) => {
+            return vpcs.into_iter().find(|v| v.id == id).ok_or_else(|| {
+                DiscoverError::VpcNotFound {
+                    side,
+                    profile,
+                    region,
+                    id: id.to_string(),
+                }
+            })
         }
-    })?;
-    read_vpc(aws, vpc).await
+        VpcChoice::Pick(requested) => requested,
+    };
+    choose_vpc(side, &vpcs, requested).map_err(|c| match c {
+        Choice::NotFound => DiscoverError::VpcNotFound {
+            side,
+            profile,
+            region,
+            id: requested.unwrap_or_default().to_string(),
+        },
+        Choice::None => DiscoverError::NoVpc {
+            side,
+            profile,
+            region,
+        },
+        Choice::Several(candidates) => DiscoverError::SeveralVpcs {
+            side,
+            profile,
+            region,
+            candidates,
+        },
+    })
 }
 
-/// Re-read a known VPC (routes and tables change between runs).
+/// Read one side's VPC as it is now.
+pub async fn discover(aws: &SideAws, choice: VpcChoice<'_>) -> Result<SideFacts, DiscoverError> {
+    read_vpc(aws, find_vpc(aws, choice).await?).await
+}
+
+/// Read a VPC's subnets and route tables (both at once).
 pub async fn read_vpc(aws: &SideAws, vpc: VpcInfo) -> Result<SideFacts, DiscoverError> {
     let (subnets, tables) = tokio::try_join!(
-        aws.ec2.describe_subnets(&vpc.id),
-        aws.ec2.describe_route_tables(&vpc.id)
+        step("subnets", aws.ec2.describe_subnets(&vpc.id)),
+        step("tables", aws.ec2.describe_route_tables(&vpc.id))
     )?;
     let mut tables: Vec<Table> = tables.iter().map(table).collect();
     tables.sort_by(|a, b| (!a.main, &a.id).cmp(&(!b.main, &b.id)));
@@ -327,25 +349,6 @@ pub async fn read_vpc(aws: &SideAws, vpc: VpcInfo) -> Result<SideFacts, Discover
         public_subnets,
         private_subnets,
     })
-}
-
-/// Re-read the VPC recorded in a plan.
-pub async fn rediscover(aws: &SideAws, vpc_id: &str) -> Result<SideFacts, DiscoverError> {
-    let found = aws
-        .ec2
-        .describe_vpcs(vec![crate::aws::tags::filter("vpc-id", vpc_id)])
-        .await?;
-    let vpc = found
-        .iter()
-        .map(vpc_info)
-        .find(|v| v.id == vpc_id)
-        .ok_or_else(|| DiscoverError::VpcNotFound {
-            side: aws.side,
-            profile: aws.profile.clone(),
-            region: aws.region.clone(),
-            id: vpc_id.to_string(),
-        })?;
-    read_vpc(aws, vpc).await
 }
 
 #[cfg(test)]

@@ -175,7 +175,8 @@ pub async fn side_status(aws: &SideAws, state: &LinkState) -> Result<Vec<Item>> 
     }
 
     // Routes: every table of the VPC as it is now, so a table added since `up` shows as drift too.
-    let facts = discover::rediscover(aws, &plan.side(side).vpc_id).await?;
+    let facts =
+        discover::discover(aws, discover::VpcChoice::Known(&plan.side(side).vpc_id)).await?;
     for t in &facts.tables {
         for &d in &plan.side(side.peer()).mapped {
             let id = format!("{} {d}", t.id);

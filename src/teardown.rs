@@ -1,16 +1,18 @@
 //! `vpclink down`: collect everything the link owns on both sides first (from the state and by tag, so it works
 //! without the state too), print it, then delete in dependency order and wait until each thing is gone: routes,
-//! Elastic IP association and address, instances (until terminated), security groups, key pairs. Idempotent: what is
+//! Elastic IP association and address, instances (until terminated) and key pairs at once, then security groups. Idempotent: what is
 //! already gone counts as deleted. Ends by checking that nothing with the link's tags is left.
 
+use crate::aws::call_log::step;
 use crate::aws::ec2::Ec2;
-use crate::aws::tags::{link_filters, ROLE_TEST};
+use crate::aws::tags::{filter, link_filters, tag_value, ROLE, ROLE_TEST};
 use crate::aws::{AwsError, SideAws};
 use crate::discover;
 use crate::error::{Error, Result};
 use crate::side::Side;
-use crate::state::{LinkState, OwnedRoute};
-use aws_sdk_ec2::types::InstanceStateName;
+use crate::state::{LinkState, OwnedRoute, SideState};
+use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use futures_util::future::join_all;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -72,31 +74,91 @@ fn alive(state: Option<&InstanceStateName>) -> bool {
     !matches!(state, Some(InstanceStateName::Terminated))
 }
 
-/// What the link owns on one side: the union of the state's records (where they still exist) and tagged resources.
-pub async fn collect(aws: &SideAws, link: &str, state: Option<&LinkState>) -> Result<Inventory> {
-    let ec2 = &aws.ec2;
-    let side = aws.side;
-    let recorded = state.map(|s| s.side(side).clone()).unwrap_or_default();
-    let filters = || link_filters(link, Some(side));
+/// Why a side is being collected: to show and delete it, or to check that nothing is left. Only the call log's step
+/// names differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Inventory,
+    LeakCheck,
+}
 
-    // Instances (and their network interfaces and VPCs, which routes point at and live in).
-    let mut instances = BTreeSet::new();
-    let mut enis = BTreeSet::new();
-    let mut vpcs = BTreeSet::new();
-    let mut found = ec2.describe_instances(filters()).await?;
-    for id in [&recorded.tunnel, &recorded.test]
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h.instance_id.clone())
-    {
-        if let Some(i) = ec2.describe_instance(&id).await? {
-            found.push(i);
+impl Purpose {
+    fn step(self, inventory: &'static str, leak_check: &'static str) -> &'static str {
+        match self {
+            Purpose::Inventory => inventory,
+            Purpose::LeakCheck => leak_check,
         }
     }
-    for i in &found {
-        if !alive(i.state().and_then(|s| s.name())) {
-            continue;
-        }
+}
+
+/// What the link owns on one side: the union of the state's records (where they still exist) and tagged resources.
+/// The four kinds are read at once; routes once the instances (whose interfaces they point at) are known.
+pub async fn collect(
+    aws: &SideAws,
+    link: &str,
+    state: Option<&LinkState>,
+    purpose: Purpose,
+) -> Result<Inventory> {
+    let recorded = state.map(|s| s.side(aws.side).clone()).unwrap_or_default();
+    let vpc = state.map(|s| s.plan.side(aws.side).vpc_id.clone());
+    let (routes, elastic_ips, groups, key_pairs) = tokio::try_join!(
+        instances_and_routes(aws, link, &recorded, vpc, purpose),
+        addresses(aws, link, &recorded, purpose),
+        groups(aws, link, &recorded, purpose),
+        key_pairs(aws, link, &recorded, purpose),
+    )?;
+    let (instances, routes) = routes;
+    Ok(Inventory {
+        side: Some(aws.side),
+        routes,
+        elastic_ips,
+        instances,
+        security_groups: groups,
+        key_pairs,
+    })
+}
+
+/// The link's live instances, and every route to their interfaces plus recorded routes left blackholed when the
+/// host went away.
+async fn instances_and_routes(
+    aws: &SideAws,
+    link: &str,
+    recorded: &SideState,
+    vpc: Option<String>,
+    purpose: Purpose,
+) -> Result<(Vec<String>, Vec<OwnedRoute>)> {
+    let ec2 = &aws.ec2;
+    let hosts: Vec<&crate::state::Host> = [&recorded.tunnel, &recorded.test]
+        .into_iter()
+        .flatten()
+        .collect();
+    let read_tables = |vpc: String| async move {
+        let tables = ec2.describe_route_tables(&vpc);
+        step(purpose.step("c_tables", "l_tables"), tables).await
+    };
+    // The state's VPC is known: its tables are read beside the instances.
+    let tagged = step(
+        purpose.step("c_inst_find", "l_inst"),
+        ec2.describe_instances(link_filters(link, Some(aws.side))),
+    );
+    let by_record = hosts
+        .iter()
+        .filter_map(|h| h.instance_id.as_deref())
+        .map(|id| step("c_inst_rec", ec2.describe_instance(id)));
+    let known_tables = join_all(vpc.clone().map(read_tables));
+    let (tagged, by_record, mut tables) = tokio::join!(tagged, join_all(by_record), known_tables);
+    let mut found = tagged?;
+    for i in by_record {
+        found.extend(i?);
+    }
+
+    let mut instances = BTreeSet::new();
+    let mut enis: BTreeSet<String> = hosts.iter().filter_map(|h| h.eni_id.clone()).collect();
+    let mut vpcs = BTreeSet::new();
+    for i in found
+        .iter()
+        .filter(|i| alive(i.state().and_then(|s| s.name())))
+    {
         instances.insert(i.instance_id().unwrap_or_default().to_string());
         vpcs.extend(i.vpc_id().map(str::to_string));
         enis.extend(
@@ -105,25 +167,13 @@ pub async fn collect(aws: &SideAws, link: &str, state: Option<&LinkState>) -> Re
                 .filter_map(|n| n.network_interface_id().map(str::to_string)),
         );
     }
-    enis.extend(
-        [&recorded.tunnel, &recorded.test]
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h.eni_id.clone()),
-    );
-    if let Some(s) = state {
-        vpcs.insert(s.plan.side(side).vpc_id.clone());
-    }
+    // VPCs known only from an instance (no state): read now.
+    let more = vpcs.into_iter().filter(|v| vpc.as_ref() != Some(v));
+    tables.extend(join_all(more.map(read_tables)).await);
 
-    // Routes: any route to our interfaces, plus recorded routes left blackholed when the host went away.
     let mut routes = Vec::new();
-    for vpc in &vpcs {
-        for t in ec2
-            .describe_route_tables(vpc)
-            .await?
-            .iter()
-            .map(discover::table)
-        {
+    for t in tables {
+        for t in t?.iter().map(discover::table) {
             for r in &t.routes {
                 let route = OwnedRoute {
                     route_table_id: t.id.clone(),
@@ -137,67 +187,111 @@ pub async fn collect(aws: &SideAws, link: &str, state: Option<&LinkState>) -> Re
             }
         }
     }
+    Ok((instances.into_iter().collect(), routes))
+}
 
-    let mut addresses = ec2.describe_addresses(filters()).await?;
-    if let Some(e) = &recorded.eip {
-        addresses.extend(ec2.describe_address(&e.allocation_id).await?);
-    }
-    let mut elastic_ips: Vec<(String, Option<String>, String)> = Vec::new();
-    for a in addresses {
+/// (allocation id, association id, public ip) of the link's Elastic IPs.
+async fn addresses(
+    aws: &SideAws,
+    link: &str,
+    recorded: &SideState,
+    purpose: Purpose,
+) -> Result<Vec<(String, Option<String>, String)>> {
+    let ec2 = &aws.ec2;
+    let tagged = step(
+        purpose.step("c_eip_find", "l_eip"),
+        ec2.describe_addresses(link_filters(link, Some(aws.side))),
+    );
+    let by_record = async {
+        match &recorded.eip {
+            Some(e) => step("c_eip_rec", ec2.describe_address(&e.allocation_id)).await,
+            None => Ok(None),
+        }
+    };
+    let (tagged, by_record) = tokio::try_join!(tagged, by_record)?;
+    let mut out: Vec<(String, Option<String>, String)> = Vec::new();
+    for a in tagged.into_iter().chain(by_record) {
         let alloc = a.allocation_id().unwrap_or_default().to_string();
-        if !elastic_ips.iter().any(|(x, _, _)| *x == alloc) {
+        if !out.iter().any(|(x, _, _)| *x == alloc) {
             let assoc = a
                 .association_id()
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
-            elastic_ips.push((alloc, assoc, a.public_ip().unwrap_or_default().to_string()));
+            out.push((alloc, assoc, a.public_ip().unwrap_or_default().to_string()));
         }
     }
+    Ok(out)
+}
 
+/// The link's security groups, the test host's first (it refers to the tunnel host's).
+async fn groups(
+    aws: &SideAws,
+    link: &str,
+    recorded: &SideState,
+    purpose: Purpose,
+) -> Result<Vec<String>> {
+    let ec2 = &aws.ec2;
+    let tagged = step(
+        purpose.step("c_sg_find", "l_sg"),
+        ec2.describe_security_groups(link_filters(link, Some(aws.side))),
+    );
+    let wanted: Vec<(bool, &String)> = [(true, &recorded.tunnel_sg), (false, &recorded.test_sg)]
+        .into_iter()
+        .filter_map(|(t, id)| id.as_ref().map(|id| (t, id)))
+        .collect();
+    let by_record = wanted.iter().map(|(_, id)| {
+        step(
+            "c_sg_rec",
+            ec2.describe_security_groups(vec![filter("group-id", id)]),
+        )
+    });
+    let (tagged, by_record) = tokio::join!(tagged, join_all(by_record));
     let mut groups: Vec<(bool, String)> = Vec::new();
-    for g in ec2.describe_security_groups(filters()).await? {
-        let is_test =
-            crate::aws::tags::tag_value(g.tags(), crate::aws::tags::ROLE) == Some(ROLE_TEST);
+    for g in tagged? {
+        let is_test = tag_value(g.tags(), ROLE) == Some(ROLE_TEST);
         groups.push((!is_test, g.group_id().unwrap_or_default().to_string()));
     }
-    for (is_tunnel, id) in [(true, &recorded.tunnel_sg), (false, &recorded.test_sg)] {
-        if let Some(id) = id {
-            let exists = !ec2
-                .describe_security_groups(vec![crate::aws::tags::filter("group-id", id)])
-                .await?
-                .is_empty();
-            if exists && !groups.iter().any(|(_, g)| g == id) {
-                groups.push((is_tunnel, id.clone()));
-            }
+    for ((is_tunnel, id), found) in wanted.into_iter().zip(by_record) {
+        if !found?.is_empty() && !groups.iter().any(|(_, g)| g == id) {
+            groups.push((is_tunnel, id.clone()));
         }
     }
     groups.sort();
+    Ok(groups.into_iter().map(|(_, id)| id).collect())
+}
 
-    let mut key_pairs: Vec<String> = ec2
-        .describe_key_pairs(filters())
-        .await?
+/// The link's key pair in this region (by tag, or by name when the state says we imported it).
+async fn key_pairs(
+    aws: &SideAws,
+    link: &str,
+    recorded: &SideState,
+    purpose: Purpose,
+) -> Result<Vec<String>> {
+    let ec2 = &aws.ec2;
+    let name = crate::provision::key_pair::key_name(link);
+    let tagged = step(
+        purpose.step("c_kp_find", "l_kp"),
+        ec2.describe_key_pairs(link_filters(link, Some(aws.side))),
+    );
+    let by_record = async {
+        if recorded.key_pair_id.is_none() {
+            return Ok(Vec::new());
+        }
+        step(
+            "c_kp_rec",
+            ec2.describe_key_pairs(vec![filter("key-name", &name)]),
+        )
+        .await
+    };
+    let (tagged, by_record) = tokio::try_join!(tagged, by_record)?;
+    let mut out: Vec<String> = tagged
         .iter()
         .filter_map(|k| k.key_name().map(str::to_string))
         .collect();
-    if recorded.key_pair_id.is_some() {
-        let name = crate::provision::key_pair::key_name(link);
-        let exists = !ec2
-            .describe_key_pairs(vec![crate::aws::tags::filter("key-name", &name)])
-            .await?
-            .is_empty();
-        if exists && !key_pairs.contains(&name) {
-            key_pairs.push(name);
-        }
+    if !by_record.is_empty() && !out.contains(&name) {
+        out.push(name);
     }
-
-    Ok(Inventory {
-        side: Some(side),
-        routes,
-        elastic_ips,
-        instances: instances.into_iter().collect(),
-        security_groups: groups.into_iter().map(|(_, id)| id).collect(),
-        key_pairs,
-    })
+    Ok(out)
 }
 
 /// Treat "already gone" as done.
@@ -232,53 +326,89 @@ where
     }
 }
 
+/// Poll until none of `ids` is alive (one DescribeInstances for all of them per round).
 async fn wait_terminated(ec2: &Ec2, ids: &[String]) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    for id in ids {
-        loop {
-            let state = ec2
-                .describe_instance(id)
-                .await?
-                .and_then(|i| i.state().and_then(|s| s.name().cloned()));
-            if !alive(state.as_ref()) || state.is_none() {
-                break;
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(Error::Runtime(format!(
-                    "{} side: instance {id} is not terminated after 10 minutes; run `vpclink down` again",
-                    ec2.side()
-                )));
-            }
-            tokio::time::sleep(Duration::from_secs(3)).await;
-        }
+    if ids.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let f = Filter::builder()
+            .name("instance-id")
+            .set_values(Some(ids.to_vec()))
+            .build();
+        let alive_ids: Vec<String> = ec2
+            .describe_instances(vec![f])
+            .await?
+            .iter()
+            .filter(|i| alive(i.state().and_then(|s| s.name())))
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect();
+        if alive_ids.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(Error::Runtime(format!(
+                "{} side: instance(s) {} not terminated after 10 minutes; run `vpclink down` again",
+                ec2.side(),
+                alive_ids.join(", ")
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
 }
 
-/// Delete one side's inventory in dependency order.
+/// Delete one side's inventory in dependency order: routes, Elastic IPs (disassociated first), instances and key
+/// pairs at once; the groups once the instances using them are terminated. Every branch runs to its end even when
+/// another fails, so one run deletes all it can; the first error is returned.
 pub async fn delete(aws: &SideAws, inv: &Inventory) -> Result<()> {
     let ec2 = &aws.ec2;
-    for r in &inv.routes {
-        gone_ok(
-            ec2.delete_route(&r.route_table_id, &r.destination.to_string())
-                .await,
-        )?;
-    }
-    for (alloc, assoc, _) in &inv.elastic_ips {
+    let routes = join_all(inv.routes.iter().map(|r| {
+        let destination = r.destination.to_string();
+        step("d_routes", async move {
+            gone_ok(ec2.delete_route(&r.route_table_id, &destination).await)
+        })
+    }));
+    let addresses = join_all(inv.elastic_ips.iter().map(|(alloc, assoc, _)| async move {
         if let Some(assoc) = assoc {
-            gone_ok(ec2.disassociate_address(assoc).await)?;
+            step("d_disassoc", async {
+                gone_ok(ec2.disassociate_address(assoc).await)
+            })
+            .await?;
         }
-        gone_ok(retry_dependency(|| ec2.release_address(alloc)).await)?;
+        step("d_release", async {
+            gone_ok(retry_dependency(|| ec2.release_address(alloc)).await)
+        })
+        .await
+    }));
+    let hosts_then_groups = async {
+        let terminated = join_all(inv.instances.iter().map(|id| {
+            step("d_term", async move {
+                gone_ok(ec2.terminate_instance(id).await)
+            })
+        }))
+        .await;
+        terminated
+            .into_iter()
+            .collect::<std::result::Result<(), AwsError>>()?;
+        step("d_wait", wait_terminated(ec2, &inv.instances)).await?;
+        for g in &inv.security_groups {
+            step("d_sg", async {
+                gone_ok(retry_dependency(|| ec2.delete_security_group(g)).await)
+            })
+            .await?;
+        }
+        Ok::<_, Error>(())
+    };
+    let key_pairs = join_all(
+        inv.key_pairs
+            .iter()
+            .map(|k| step("d_kp", async move { gone_ok(ec2.delete_key_pair(k).await) })),
+    );
+    let (routes, addresses, hosts, key_pairs) =
+        tokio::join!(routes, addresses, hosts_then_groups, key_pairs);
+    for r in routes.into_iter().chain(addresses).chain(key_pairs) {
+        r?;
     }
-    for id in &inv.instances {
-        gone_ok(ec2.terminate_instance(id).await)?;
-    }
-    wait_terminated(ec2, &inv.instances).await?;
-    for g in &inv.security_groups {
-        gone_ok(retry_dependency(|| ec2.delete_security_group(g)).await)?;
-    }
-    for k in &inv.key_pairs {
-        gone_ok(ec2.delete_key_pair(k).await)?;
-    }
-    Ok(())
+    hosts
 }

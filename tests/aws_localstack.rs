@@ -242,6 +242,102 @@ async fn assert_nothing_left(w: &World) {
     assert!(!w.state_file().exists(), "state file removed by down");
 }
 
+/// Each side's calls go out concurrently; the call log (VPCLINK_CALL_LOG) shows the policy gates still hold: no
+/// change before both sides' reads and probes ended (`up`: survey and preflight; `down`: the inventory), no leak
+/// check before the last delete. Every call names its step, and the bench's DAG knows every step.
+fn assert_calls_are_gated(log: &std::path::Path, command: &str) {
+    let text = std::fs::read_to_string(log).expect("call log written");
+    let calls: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let step = |c: &serde_json::Value| c["step"].as_str().unwrap_or("").to_string();
+    assert!(
+        calls.iter().all(|c| !step(c).is_empty()),
+        "{command}: a call without a step"
+    );
+    let (before, after): (&[&str], fn(&str) -> bool) = match command {
+        "up" => (
+            &[
+                "sts",
+                "vpcs",
+                "subnets",
+                "tables",
+                "ami",
+                "kp_find",
+                "addresses",
+                "eip_quota",
+                "probe_key",
+                "probe_eip",
+                "groups",
+                "instances",
+                "probe_sg",
+                "probe_run",
+            ],
+            |s| !s.starts_with("probe_"),
+        ),
+        _ => (
+            &[
+                "sts",
+                "c_inst_find",
+                "c_inst_rec",
+                "c_tables",
+                "c_eip_find",
+                "c_eip_rec",
+                "c_sg_find",
+                "c_sg_rec",
+                "c_kp_find",
+                "c_kp_rec",
+            ],
+            |s| s.starts_with("d_"),
+        ),
+    };
+    let reads_end = calls
+        .iter()
+        .filter(|c| before.contains(&step(c).as_str()))
+        .map(|c| c["end_ms"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let changes: Vec<&serde_json::Value> = calls
+        .iter()
+        .filter(|c| !before.contains(&step(c).as_str()) && after(&step(c)))
+        .collect();
+    assert!(!changes.is_empty(), "{command}: no change logged");
+    for c in &changes {
+        assert!(
+            c["start_ms"].as_f64().unwrap() >= reads_end,
+            "{command}: {} ({}) started before the gate",
+            step(c),
+            c["operation"]
+        );
+    }
+    if command == "down" {
+        let last_delete = changes
+            .iter()
+            .map(|c| c["end_ms"].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        for c in calls.iter().filter(|c| step(c).starts_with("l_")) {
+            assert!(
+                c["start_ms"].as_f64().unwrap() >= last_delete,
+                "leak check before a delete"
+            );
+        }
+    }
+    let dag = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/bench.d/aws_dag.py"
+        ))
+        .arg(command)
+        .arg(log)
+        .output()
+        .expect("python3 runs the bench's DAG");
+    let out = String::from_utf8_lossy(&dag.stdout);
+    assert!(
+        dag.status.success() && !out.contains("\"error\""),
+        "{command}: aws_dag.py: {out}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn up_provisions_everything_once_status_sees_drift_and_down_removes_all() {
     let url = localstack_or_skip!();
@@ -268,10 +364,16 @@ async fn up_provisions_everything_once_status_sees_drift_and_down_removes_all() 
         );
     }
 
-    let up = w.up(&[]);
-    assert_eq!(up.status.code(), Some(0));
+    let up_log = w.dir.path().join("up.calls.jsonl");
+    let up = w
+        .command(&w.up_args(&[]))
+        .env("VPCLINK_CALL_LOG", &up_log)
+        .output()
+        .unwrap();
+    assert_eq!(up.status.code(), Some(0), "{}", stdout(&up));
     assert_linked(&w, true).await;
     let first = (count(&w, "east").await, count(&w, "west").await);
+    assert_calls_are_gated(&up_log, "up");
 
     let again = w.up(&[]);
     assert_eq!(again.status.code(), Some(0));
@@ -345,9 +447,15 @@ async fn up_provisions_everything_once_status_sees_drift_and_down_removes_all() 
     assert_eq!(w.up(&[]).status.code(), Some(0));
     assert_linked(&w, true).await;
 
-    let down = w.run(&["down", "--name", &w.name]);
+    let down_log = w.dir.path().join("down.calls.jsonl");
+    let down = w
+        .command(&["down", "--name", &w.name])
+        .env("VPCLINK_CALL_LOG", &down_log)
+        .output()
+        .unwrap();
     assert_eq!(down.status.code(), Some(0));
     assert_nothing_left(&w).await;
+    assert_calls_are_gated(&down_log, "down");
     assert_eq!(
         w.run(&["down", "--name", &w.name, "--east", "east", "--west", "west"])
             .status

@@ -1,6 +1,8 @@
 //! `VPCLINK_CALL_LOG=PATH`: every AWS SDK call (EC2, SSM, STS) appends one JSON line to PATH when it finishes:
-//! `{"side","service","operation","start_ms","end_ms","ok"}`, times in milliseconds since the Unix epoch, one
-//! operation per line (its retries included). `scripts/bench` reads it. Unset: no interceptor, nothing changes.
+//! `{"side","step","service","operation","start_ms","end_ms","ok"}`, times in milliseconds since the Unix epoch, one
+//! operation per line (its retries included). `step` names the step of the code that made the call (see [`step`]):
+//! the calls of a side run concurrently, so their order cannot tell which step made them. `scripts/bench` reads it.
+//! Unset: no interceptor, nothing changes.
 
 use crate::side::Side;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -23,6 +25,8 @@ pub const ENV: &str = "VPCLINK_CALL_LOG";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallRecord {
     pub side: Side,
+    /// The step that made the call; "" outside any step.
+    pub step: &'static str,
     pub service: String,
     pub operation: String,
     pub start_ms: f64,
@@ -78,9 +82,18 @@ struct CallLog {
     sink: Arc<Mutex<File>>,
 }
 
-/// When the operation started, kept in the call's own config bag between the two hooks.
+tokio::task_local! {
+    static STEP: &'static str;
+}
+
+/// Run `f` with its AWS calls logged as made by step `name` (the names of scripts/bench.d/aws_dag.py's DAG).
+pub async fn step<F: std::future::Future>(name: &'static str, f: F) -> F::Output {
+    STEP.scope(name, f).await
+}
+
+/// When the operation started and in which step, kept in the call's own config bag between the two hooks.
 #[derive(Debug, Clone, Copy)]
-struct Started(f64);
+struct Started(f64, &'static str);
 
 impl Storable for Started {
     type Storer = StoreReplace<Self>;
@@ -96,7 +109,8 @@ impl Intercept for CallLog {
         _context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        cfg.interceptor_state().store_put(Started(now_ms()));
+        let step = STEP.try_with(|s| *s).unwrap_or("");
+        cfg.interceptor_state().store_put(Started(now_ms(), step));
         Ok(())
     }
 
@@ -111,11 +125,13 @@ impl Intercept for CallLog {
             .load::<Metadata>()
             .map(|m| (m.service().to_string(), m.name().to_string()))
             .unwrap_or_default();
+        let started = cfg.load::<Started>().copied();
         let record = CallRecord {
             side: self.side,
+            step: started.map_or("", |s| s.1),
             service,
             operation,
-            start_ms: cfg.load::<Started>().map_or(end_ms, |s| s.0),
+            start_ms: started.map_or(end_ms, |s| s.0),
             end_ms,
             ok: matches!(context.output_or_error(), Some(Ok(_))),
         };
@@ -135,6 +151,7 @@ mod tests {
     fn a_record_is_one_json_line_with_the_agreed_fields() {
         let r = CallRecord {
             side: Side::West,
+            step: "tunnel_run",
             service: "ec2".into(),
             operation: "RunInstances".into(),
             start_ms: 1_764_090_000_123.25,
@@ -146,9 +163,25 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"side": "west", "service": "ec2", "operation": "RunInstances",
+            serde_json::json!({"side": "west", "step": "tunnel_run", "service": "ec2", "operation": "RunInstances",
                 "start_ms": 1_764_090_000_123.25, "end_ms": 1_764_090_000_150.5, "ok": false})
         );
+    }
+
+    #[test]
+    fn a_step_label_reaches_nested_futures_and_ends_with_its_scope() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let seen = rt.block_on(async {
+            let inner = step("inner", async { STEP.try_with(|s| *s).ok() });
+            let (a, b) = tokio::join!(
+                step("outer", async { (STEP.try_with(|s| *s).ok(), inner.await) }),
+                async { STEP.try_with(|s| *s).ok() }
+            );
+            (a, b, STEP.try_with(|s| *s).ok())
+        });
+        assert_eq!(seen, ((Some("outer"), Some("inner")), None, None));
     }
 
     #[test]

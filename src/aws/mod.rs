@@ -115,9 +115,7 @@ pub async fn connect(
         ssm.push_interceptor(log);
     }
     let sts = aws_sdk_sts::Client::from_conf(sts.build());
-    let account = sts
-        .get_caller_identity()
-        .send()
+    let account = call_log::step("sts", sts.get_caller_identity().send())
         .await
         .map_err(|e| {
             ConnectError::Identity(AwsError::new(

@@ -52,6 +52,13 @@ impl LinkTags {
             .build()
     }
 
+    /// Whether a resource's tags say it is this link's, side's and role's (what [`Self::filters`] selects).
+    pub fn matches(&self, tags: &[Tag]) -> bool {
+        tag_value(tags, LINK) == Some(self.link.as_str())
+            && tag_value(tags, SIDE) == Some(self.side.as_str())
+            && tag_value(tags, ROLE) == Some(self.role)
+    }
+
     /// Filters matching exactly this link, side and role.
     pub fn filters(&self) -> Vec<Filter> {
         let mut f = link_filters(&self.link, Some(self.side));

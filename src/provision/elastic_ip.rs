@@ -1,6 +1,7 @@
 //! The tunnel host's Elastic IP: allocated early (the peer's security group needs it), associated once the host runs.
 
 use super::Step;
+use crate::aws::call_log::step as label;
 use crate::aws::ec2::retry_not_found;
 use crate::aws::tags::{LinkTags, ROLE_TUNNEL};
 use crate::error::{Error, Result};
@@ -18,27 +19,22 @@ fn from_address(a: &Address) -> Option<ElasticIp> {
     })
 }
 
-/// The side's Elastic IP exists: from the state, else found by tag, else allocated.
+/// The side's Elastic IP exists: the recorded one if the survey saw it, else one found by tag, else a new one.
 pub async fn ensure_allocated(step: &Step<'_>) -> Result<ElasticIp> {
     let tags = LinkTags::new(step.link(), step.side(), ROLE_TUNNEL);
-    if let Some(recorded) = step.side_state(|s| s.eip.clone()) {
-        if let Some(eip) = step
-            .aws
-            .ec2
-            .describe_address(&recorded.allocation_id)
-            .await?
-            .as_ref()
-            .and_then(from_address)
-        {
-            step.record(|s| s.eip = Some(eip.clone()))?;
-            return Ok(eip);
-        }
-    }
-    let tagged = step.aws.ec2.describe_addresses(tags.filters()).await?;
-    let eip = match tagged.iter().find_map(from_address) {
+    let recorded = step
+        .side_state(|s| s.eip.clone())
+        .and_then(|r| step.survey.address(&r.allocation_id).and_then(from_address));
+    let eip = match recorded.or_else(|| {
+        step.survey
+            .tagged_addresses(&tags)
+            .into_iter()
+            .find_map(from_address)
+    }) {
         Some(eip) => eip,
         None => {
-            let (allocation_id, ip) = step.aws.ec2.allocate_address(&tags).await?;
+            let (allocation_id, ip) =
+                label("eip_alloc", step.aws.ec2.allocate_address(&tags)).await?;
             ElasticIp {
                 allocation_id,
                 public_ip: ip.parse().map_err(|_| {
@@ -52,7 +48,7 @@ pub async fn ensure_allocated(step: &Step<'_>) -> Result<ElasticIp> {
     Ok(eip)
 }
 
-/// The Elastic IP is on the tunnel host's network interface.
+/// The Elastic IP is on the tunnel host's network interface (the survey shows an association made earlier).
 pub async fn ensure_associated(step: &Step<'_>, eni_id: &str) -> Result<()> {
     let Some(eip) = step.side_state(|s| s.eip.clone()) else {
         return Err(Error::Runtime(format!(
@@ -60,25 +56,23 @@ pub async fn ensure_associated(step: &Step<'_>, eni_id: &str) -> Result<()> {
             step.side()
         )));
     };
-    if let Some(a) = step.aws.ec2.describe_address(&eip.allocation_id).await? {
-        if a.network_interface_id() == Some(eni_id) {
-            let association_id = a.association_id().map(str::to_string);
-            step.record(|s| {
-                s.eip
-                    .as_mut()
-                    .into_iter()
-                    .for_each(|e| e.association_id = association_id.clone())
-            })?;
-            return Ok(());
+    let association_id = match step.survey.address(&eip.allocation_id) {
+        Some(a) if a.network_interface_id() == Some(eni_id) => {
+            a.association_id().map(str::to_string)
         }
-    }
-    let association_id =
-        retry_not_found(|| step.aws.ec2.associate_address(&eip.allocation_id, eni_id)).await?;
+        _ => Some(
+            label(
+                "eip_assoc",
+                retry_not_found(|| step.aws.ec2.associate_address(&eip.allocation_id, eni_id)),
+            )
+            .await?,
+        ),
+    };
     step.record(|s| {
         s.eip
             .as_mut()
             .into_iter()
-            .for_each(|e| e.association_id = Some(association_id.clone()))
+            .for_each(|e| e.association_id = association_id.clone())
     })?;
     Ok(())
 }

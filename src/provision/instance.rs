@@ -2,8 +2,9 @@
 //! Found again by tag after a crash; launched with a ClientToken so a retried RunInstances returns the same host.
 
 use super::Step;
+use crate::aws::call_log;
 use crate::aws::ec2::{is_placeholder, retry_not_found, LaunchSpec};
-use crate::aws::tags::{filter, LinkTags};
+use crate::aws::tags::LinkTags;
 use crate::error::{Error, Result};
 use crate::render::cloud_init;
 use crate::state::{Host, Os, Role, SshTarget};
@@ -116,21 +117,29 @@ pub struct HostRequest<'a> {
     pub key_name: &'a str,
 }
 
-/// The host for `req.role` runs: found (state or tag) or launched, then waited for. Returns its facts.
-pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Host> {
+/// A host that runs, and whether this run launched it (else an earlier run did).
+pub struct Launched {
+    pub host: Host,
+    pub new: bool,
+}
+
+/// The host for `req.role` runs: found (state, then tag, in the survey) or launched, then waited for.
+pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> {
     let os = step.options().os;
+    let (run_step, wait_step) = match req.role {
+        Role::Tunnel => ("tunnel_run", "tunnel_wait"),
+        Role::Test => ("test_run", "test_wait"),
+    };
     let tags = LinkTags::new(step.link(), step.side(), req.tags_role);
-    let mut filters = tags.filters();
-    filters.push(filter("vpc-id", step.vpc_id()));
-    let found = step.aws.ec2.describe_instances(filters).await?;
-    let alive: Vec<&Instance> = found.iter().filter(|i| !is_gone(i)).collect();
+    let found = step.survey.instances_of(&tags);
+    let alive: Vec<&Instance> = found.iter().copied().filter(|i| !is_gone(i)).collect();
     let recorded = step.side_state(|s| host_slot(s, req.role).and_then(|h| h.instance_id.clone()));
-    let instance = match alive
+    let (instance, new) = match alive
         .iter()
         .find(|i| i.instance_id() == recorded.as_deref())
         .or(alive.first())
     {
-        Some(i) => (*i).clone(),
+        Some(i) => ((*i).clone(), false),
         None => {
             let mut generation = found.len();
             loop {
@@ -146,9 +155,13 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Host> {
                 };
                 // The key pair or group made a moment ago may not be visible yet; the same ClientToken makes a retry
                 // return the same host.
-                let i = retry_not_found(|| step.aws.ec2.run_instance(&spec)).await?;
+                let i = call_log::step(
+                    run_step,
+                    retry_not_found(|| step.aws.ec2.run_instance(&spec)),
+                )
+                .await?;
                 if !is_gone(&i) || generation > found.len() + 5 {
-                    break i;
+                    break (i, true);
                 }
                 generation += 1; // an old token answered with a terminated host: use a fresh one
             }
@@ -162,9 +175,13 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Host> {
     if is_placeholder(&id) {
         let h = planned_host(os, &id);
         step.record(|s| set_host_slot(s, req.role, h.clone()))?;
-        return Ok(h);
+        return Ok(Launched { host: h, new });
     }
-    let running = wait_running(step, &id).await?;
+    let running = if is_running(&instance) {
+        instance
+    } else {
+        call_log::step(wait_step, wait_running(step, &id)).await?
+    };
     let host = host_of(&running, os).ok_or_else(|| {
         Error::Runtime(format!(
             "{} {}: instance {id} has no private IP",
@@ -172,8 +189,14 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Host> {
             req.tags_role
         ))
     })?;
-    let host = step.record_host(req.role, host)?;
-    Ok(host)
+    Ok(Launched {
+        host: step.record_host(req.role, host)?,
+        new,
+    })
+}
+
+fn is_running(i: &Instance) -> bool {
+    i.state().and_then(|s| s.name()) == Some(&InstanceStateName::Running)
 }
 
 fn planned_host(os: Os, id: &str) -> Host {
@@ -249,8 +272,10 @@ async fn wait_running(step: &Step<'_>, id: &str) -> Result<Instance> {
                 })
         })
         .await?;
+        if is_running(&i) {
+            return Ok(i);
+        }
         match i.state().and_then(|s| s.name()) {
-            Some(InstanceStateName::Running) => return Ok(i),
             Some(InstanceStateName::Pending) | None => {}
             Some(other) => {
                 return Err(Error::Runtime(format!(

@@ -2,7 +2,8 @@
 //! imported into both regions under one name.
 
 use super::Step;
-use crate::aws::tags::{filter, LinkTags, ROLE_KEY};
+use crate::aws::call_log::step as label;
+use crate::aws::tags::{LinkTags, ROLE_KEY};
 use crate::error::{Error, Result};
 use crate::state::{write_atomic, StateFiles};
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
@@ -57,16 +58,11 @@ fn key_body(line: &str) -> String {
         .join(" ")
 }
 
-/// The key pair exists in this region with our public key; import it (again) when not.
+/// The key pair exists in this region with our public key (the survey looked it up); import it (again) when not.
 pub async fn ensure(step: &Step<'_>, public_key: &str) -> Result<String> {
     let name = key_name(step.link());
     let tags = LinkTags::new(step.link(), step.side(), ROLE_KEY);
-    let existing = step
-        .aws
-        .ec2
-        .describe_key_pairs(vec![filter("key-name", &name)])
-        .await?;
-    if let Some(kp) = existing.first() {
+    if let Some(kp) = &step.survey.key_pair {
         let same = kp
             .public_key()
             .is_none_or(|k| key_body(k) == key_body(public_key));
@@ -80,13 +76,13 @@ pub async fn ensure(step: &Step<'_>, public_key: &str) -> Result<String> {
             "{}: key pair {name} holds another public key; importing the current one",
             step.side()
         );
-        step.aws.ec2.delete_key_pair(&name).await?;
+        label("kp_delete", step.aws.ec2.delete_key_pair(&name)).await?;
     }
-    let id = step
-        .aws
-        .ec2
-        .import_key_pair(&name, public_key, &tags)
-        .await?;
+    let id = label(
+        "kp_import",
+        step.aws.ec2.import_key_pair(&name, public_key, &tags),
+    )
+    .await?;
     step.record(|s| s.key_pair_id = Some(id.clone()))?;
     Ok(name)
 }

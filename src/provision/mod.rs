@@ -1,7 +1,8 @@
-//! `vpclink up`, as a story: connect both sides, discover, plan, preflight, then create (or find again) key pair,
-//! security groups and Elastic IPs on both sides at once; then, once each side knows the other's Elastic IP, rules,
-//! hosts, association, source/dest check and routes. Every step records what it made in the state at once, and
-//! every step first looks for what an earlier, interrupted run made (state, then tags), so re-running converges.
+//! `vpclink up`, as a story: connect both sides; discover and survey them (what an earlier, perhaps interrupted,
+//! run left: by state, then by tag); plan; preflight; then create what the survey did not find: key pair, security
+//! groups and Elastic IP on both sides at once; then, once each side knows the other's Elastic IP, the rules beside
+//! the hosts, and once the tunnel host runs, its association, source/dest check and routes. Independent calls go out
+//! together; every step records what it made in the state at once, so re-running converges.
 
 mod elastic_ip;
 pub mod host_keys;
@@ -12,10 +13,12 @@ mod operator;
 mod preflight;
 pub mod route;
 pub mod security_group;
+pub mod survey;
 
 pub use instance::{ami_parameter, arch_of};
 pub use journal::Journal;
 
+use crate::aws::call_log::step as label;
 use crate::aws::tags::{ROLE_TEST, ROLE_TUNNEL};
 use crate::aws::{ec2::PlannedCall, DryRunLog, SideAws};
 use crate::cli::UpArgs;
@@ -27,11 +30,13 @@ use crate::state::{LinkState, Options, Role, SideState, StateFiles};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::time::Duration;
+use survey::Survey;
 
 /// One side's view while provisioning.
 pub struct Step<'a> {
     pub aws: &'a SideAws,
     pub facts: &'a SideFacts,
+    pub survey: &'a Survey,
     journal: &'a Journal,
     link: String,
     bar: ProgressBar,
@@ -79,6 +84,8 @@ pub struct UpReport {
 pub struct Connected {
     pub aws: PerSide<SideAws>,
     pub facts: PerSide<SideFacts>,
+    /// Present when asked for (`up`).
+    pub survey: Option<PerSide<Survey>>,
     pub plan: LinkPlan,
     pub existing: Option<LinkState>,
 }
@@ -88,15 +95,19 @@ pub async fn up(
     a: &UpArgs,
     files: &StateFiles,
     c: Connected,
+    (key, key_is_new): (ssh_key::PrivateKey, bool),
     dry: Option<DryRunLog>,
     json: bool,
 ) -> Result<UpReport> {
     let Connected {
         aws,
         facts,
+        survey,
         plan,
         existing,
     } = c;
+    let survey =
+        survey.ok_or_else(|| Error::Runtime("internal: `up` was given no survey".into()))?;
     let options = options(a, existing.as_ref()).await?;
     let mut state = LinkState::new(plan.clone(), options.clone());
     if let Some(old) = &existing {
@@ -104,11 +115,10 @@ pub async fn up(
         state.west = old.west.clone();
     }
 
-    let (key, key_is_new) = key_pair::load_or_make(files)?;
     let public_key = key_pair::public_line(&key)?;
 
     // Preflight, both sides at once; any problem stops everything before the first change.
-    let amis = preflight_both(&aws, &facts, &plan, &options, &state, &public_key).await?;
+    preflight_both(&aws, &facts, &survey, &plan, &options, &state).await?;
 
     let journal = if dry.is_some() {
         Journal::new(state, None)
@@ -134,6 +144,7 @@ pub async fn up(
         Step {
             aws: aws.get(side),
             facts: facts.get(side),
+            survey: survey.get(side),
             journal: &journal,
             link: plan.name.clone(),
             bar,
@@ -148,11 +159,7 @@ pub async fn up(
     )
     .await?;
     // Phase 2: everything that depends on the peer's Elastic IP or on this side's host.
-    crate::side::try_both(
-        second_half(&steps.east, amis.get(Side::East)),
-        second_half(&steps.west, amis.get(Side::West)),
-    )
-    .await?;
+    crate::side::try_both(second_half(&steps.east), second_half(&steps.west)).await?;
     for s in [&steps.east, &steps.west] {
         s.bar
             .finish_with_message(format!("{}: provisioned", s.side()));
@@ -184,141 +191,194 @@ async fn options(a: &UpArgs, existing: Option<&LinkState>) -> Result<Options> {
     })
 }
 
-/// Check both sides; report every problem of both at once. Returns each side's AMI.
+/// Check both sides; report every problem of both at once.
 async fn preflight_both(
     aws: &PerSide<SideAws>,
     facts: &PerSide<SideFacts>,
+    survey: &PerSide<Survey>,
     plan: &LinkPlan,
     options: &Options,
     state: &LinkState,
-    public_key: &str,
-) -> Result<PerSide<String>> {
+) -> Result<()> {
     let check = |side: Side| preflight::SideCheck {
         aws: aws.get(side),
         facts: facts.get(side),
+        survey: survey.get(side),
         link: &plan.name,
         options,
         state: state.side(side),
         destinations: &plan.side(side.peer()).mapped,
-        public_key,
     };
     let (east, west) = (check(Side::East), check(Side::West));
     let (east, west) = crate::side::both(preflight::check(&east), preflight::check(&west)).await;
-    match preflight::to_error(east.0.into_iter().chain(west.0).collect()) {
+    match preflight::to_error(east.into_iter().chain(west).collect()) {
         Some(e) => Err(e),
-        None => Ok(PerSide::new(
-            east.1.unwrap_or_default(),
-            west.1.unwrap_or_default(),
-        )),
+        None => Ok(()),
     }
 }
 
+/// Key pair, groups and Elastic IP: nothing depends on anything else here.
 async fn first_half(step: &Step<'_>, public_key: &str) -> Result<()> {
-    step.say("key pair");
-    key_pair::ensure(step, public_key).await?;
-    step.say("security groups");
-    security_group::ensure_group(step, ROLE_TUNNEL).await?;
-    if step.options().test_hosts {
-        security_group::ensure_group(step, ROLE_TEST).await?;
-    }
-    step.say("Elastic IP");
-    elastic_ip::ensure_allocated(step).await?;
+    step.say("key pair, security groups, Elastic IP");
+    let test_group = async {
+        if step.options().test_hosts {
+            security_group::ensure_group(step, ROLE_TEST).await?;
+        }
+        Ok(())
+    };
+    tokio::try_join!(
+        key_pair::ensure(step, public_key),
+        security_group::ensure_group(step, ROLE_TUNNEL),
+        test_group,
+        elastic_ip::ensure_allocated(step),
+    )?;
     Ok(())
 }
 
-async fn second_half(step: &Step<'_>, ami: &str) -> Result<()> {
-    let plan = step.plan();
+/// The rules (they name the peer's Elastic IP) beside the hosts; the tunnel host's association, source/dest check
+/// and routes once it runs.
+async fn second_half(step: &Step<'_>) -> Result<()> {
+    step.say("rules, hosts, association, routes");
     let options = step.options();
+    let test_sg = step
+        .side_state(|s| s.test_sg.clone())
+        .filter(|_| options.test_hosts);
+    let remote_mapped = step.plan().side(step.side().peer()).mapped.clone();
+    let tunnel = async {
+        let (eni, new) = tunnel_host(step).await?;
+        tokio::try_join!(
+            elastic_ip::ensure_associated(step, &eni),
+            source_dest_check_off(step, &eni, new),
+            route::ensure(step, &step.facts.tables, &remote_mapped, &eni),
+        )?;
+        Ok::<_, Error>(())
+    };
+    let test = async {
+        match &test_sg {
+            Some(sg) => test_host(step, sg).await,
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(rules(step, test_sg.as_deref()), tunnel, test)?;
+    Ok(())
+}
+
+/// Both groups' rules, at once.
+async fn rules(step: &Step<'_>, test_sg: Option<&str>) -> Result<()> {
+    let plan = step.plan();
     let side = step.side();
     let peer_eip = step
         .peer_state(|s| s.eip.as_ref().map(|e| e.public_ip))
         .ok_or_else(|| Error::Runtime(format!("the {} side has no Elastic IP yet", side.peer())))?;
     let tunnel_sg = step.side_state(|s| s.tunnel_sg.clone()).unwrap_or_default();
-    let ssh_cidr = options.ssh_cidr.expect("resolved before provisioning");
+    let ssh_cidr = step
+        .options()
+        .ssh_cidr
+        .expect("resolved before provisioning");
+    let tunnel = async {
+        let rules = security_group::tunnel_rules(ssh_cidr, peer_eip, &plan.side(side).cidrs);
+        let names_peer = |r: &security_group::Rule| r.names(peer_eip);
+        security_group::ensure_rules(step, &tunnel_sg, &rules, &|r| {
+            if names_peer(r) {
+                "rules_tunnel_peer_add"
+            } else {
+                "rules_tunnel_add"
+            }
+        })
+        .await
+    };
+    let test = async {
+        match test_sg {
+            Some(test_sg) => {
+                let rules = security_group::test_rules(&tunnel_sg, &plan.side(side.peer()).mapped);
+                security_group::ensure_rules(step, test_sg, &rules, &|_| "rules_test_add").await
+            }
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(tunnel, test)?;
+    Ok(())
+}
 
-    step.say("security group rules");
-    let rules = security_group::tunnel_rules(ssh_cidr, peer_eip, &plan.side(side).cidrs);
-    security_group::ensure_rules(step, &tunnel_sg, &rules).await?;
-    let test_sg = step.side_state(|s| s.test_sg.clone());
-    if let (true, Some(test_sg)) = (options.test_hosts, &test_sg) {
-        let rules = security_group::test_rules(&tunnel_sg, &plan.side(side.peer()).mapped);
-        security_group::ensure_rules(step, test_sg, &rules).await?;
-    }
-
-    step.say("tunnel host");
-    let key_name = key_pair::key_name(&plan.name);
+/// The tunnel host runs and is recorded with its SSH target; returns its network interface and whether this run
+/// launched it.
+async fn tunnel_host(step: &Step<'_>) -> Result<(String, bool)> {
+    let side = step.side();
+    let ami = step.survey.ami.clone().unwrap_or_default();
+    let tunnel_sg = step.side_state(|s| s.tunnel_sg.clone()).unwrap_or_default();
+    let key_name = key_pair::key_name(step.link());
     let public_subnet = step.facts.public_subnet().unwrap_or_default().to_string();
     let tunnel = instance::ensure(
         step,
         &instance::HostRequest {
             role: Role::Tunnel,
             tags_role: ROLE_TUNNEL,
-            image_id: ami,
+            image_id: &ami,
             subnet_id: &public_subnet,
             security_group_id: &tunnel_sg,
             key_name: &key_name,
         },
     )
     .await?;
-    let eni = tunnel
-        .eni_id
-        .clone()
-        .ok_or_else(|| Error::Runtime(format!("{side} tunnel host has no network interface")))?;
-
-    step.say("Elastic IP association");
-    elastic_ip::ensure_associated(step, &eni).await?;
-    step.say("source/dest check");
-    let checked = step
-        .aws
-        .ec2
-        .describe_network_interface(&eni)
-        .await?
-        .and_then(|n| n.source_dest_check());
-    if checked != Some(false) {
-        crate::aws::ec2::retry_not_found(|| step.aws.ec2.disable_source_dest_check(&eni)).await?;
-    }
+    let eni =
+        tunnel.host.eni_id.clone().ok_or_else(|| {
+            Error::Runtime(format!("{side} tunnel host has no network interface"))
+        })?;
     let eip = step.side_state(|s| s.eip.as_ref().map(|e| e.public_ip));
     step.record_host(
         Role::Tunnel,
         crate::state::Host {
             public_ip: eip,
-            ssh: Some(instance::ssh_target(Role::Tunnel, &tunnel, eip)),
-            ..tunnel
+            ssh: Some(instance::ssh_target(Role::Tunnel, &tunnel.host, eip)),
+            ..tunnel.host
         },
     )?;
+    Ok((eni, tunnel.new))
+}
 
-    if let (true, Some(test_sg)) = (options.test_hosts, &test_sg) {
-        step.say("test host");
-        let subnet = step.facts.test_subnet().unwrap_or_default().to_string();
-        let test = instance::ensure(
-            step,
-            &instance::HostRequest {
-                role: Role::Test,
-                tags_role: ROLE_TEST,
-                image_id: ami,
-                subnet_id: &subnet,
-                security_group_id: test_sg,
-                key_name: &key_name,
-            },
+/// Source/dest check off on the tunnel host's interface (it forwards for its VPC). A host launched by this run has
+/// it on; an earlier run's host is asked (its interface, not the instance: emulators report only the former).
+async fn source_dest_check_off(step: &Step<'_>, eni: &str, new: bool) -> Result<()> {
+    let checked = if new {
+        None
+    } else {
+        label("eni_read", step.aws.ec2.describe_network_interface(eni))
+            .await?
+            .and_then(|n| n.source_dest_check())
+    };
+    if checked != Some(false) {
+        label(
+            "srcdst_off",
+            crate::aws::ec2::retry_not_found(|| step.aws.ec2.disable_source_dest_check(eni)),
         )
         .await?;
-        let ssh = instance::ssh_target(Role::Test, &test, None);
-        step.record_host(
-            Role::Test,
-            crate::state::Host {
-                ssh: Some(ssh),
-                ..test
-            },
-        )?;
     }
+    Ok(())
+}
 
-    step.say("routes");
-    route::ensure(
+async fn test_host(step: &Step<'_>, test_sg: &str) -> Result<()> {
+    let ami = step.survey.ami.clone().unwrap_or_default();
+    let key_name = key_pair::key_name(step.link());
+    let subnet = step.facts.test_subnet().unwrap_or_default().to_string();
+    let test = instance::ensure(
         step,
-        &step.facts.tables,
-        &plan.side(side.peer()).mapped,
-        &eni,
+        &instance::HostRequest {
+            role: Role::Test,
+            tags_role: ROLE_TEST,
+            image_id: &ami,
+            subnet_id: &subnet,
+            security_group_id: test_sg,
+            key_name: &key_name,
+        },
     )
     .await?;
+    let ssh = instance::ssh_target(Role::Test, &test.host, None);
+    step.record_host(
+        Role::Test,
+        crate::state::Host {
+            ssh: Some(ssh),
+            ..test.host
+        },
+    )?;
     Ok(())
 }

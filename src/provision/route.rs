@@ -3,6 +3,7 @@
 //! never touched: that is an input error, reported before anything is created.
 
 use super::Step;
+use crate::aws::call_log::step as label;
 use crate::discover::Table;
 use crate::error::{Error, Result};
 use crate::state::OwnedRoute;
@@ -91,7 +92,8 @@ pub fn new_routes_per_table(actions: &[RouteAction]) -> std::collections::BTreeM
     m
 }
 
-/// Make every table route the remote side's mapped ranges to `eni`, recording each route as it is made.
+/// Make every table route the remote side's mapped ranges to `eni`, all tables at once, recording each route as it
+/// is made.
 pub async fn ensure(
     step: &Step<'_>,
     tables: &[Table],
@@ -101,7 +103,7 @@ pub async fn ensure(
     let owned = step.side_state(|s| s.routes.clone());
     let actions = plan_routes(tables, destinations, Some(eni), &owned)
         .map_err(|c| collision_error(step.side(), &c))?;
-    for action in actions {
+    let made = actions.into_iter().map(|action| async move {
         let route = match action {
             RouteAction::Keep(r) => r,
             RouteAction::Create(r) => {
@@ -110,9 +112,8 @@ pub async fn ensure(
                     step.aws
                         .ec2
                         .create_route(&r.route_table_id, &destination, eni)
-                })
-                .await;
-                match made {
+                });
+                match label("routes", made).await {
                     // Made by an earlier run that died before recording it; it points at our ENI or we would
                     // have seen it above.
                     Err(e) if e.is_duplicate() => {}
@@ -121,10 +122,12 @@ pub async fn ensure(
                 r
             }
             RouteAction::Replace(r) => {
-                step.aws
+                let destination = r.destination.to_string();
+                let replaced = step
+                    .aws
                     .ec2
-                    .replace_route(&r.route_table_id, &r.destination.to_string(), eni)
-                    .await?;
+                    .replace_route(&r.route_table_id, &destination, eni);
+                label("routes", replaced).await?;
                 r
             }
         };
@@ -133,6 +136,10 @@ pub async fn ensure(
                 s.routes.push(route.clone())
             }
         })?;
+        Ok::<_, Error>(())
+    });
+    for r in futures_util::future::join_all(made).await {
+        r?;
     }
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! them (add what is missing, revoke what is not wanted: these groups belong to the link alone).
 
 use super::Step;
+use crate::aws::call_log::step as label;
 use crate::aws::ec2::is_placeholder;
-use crate::aws::tags::{filter, LinkTags, ROLE_TEST, ROLE_TUNNEL};
+use crate::aws::tags::{LinkTags, ROLE_TUNNEL};
 use crate::error::Result;
 use aws_sdk_ec2::types::{IpPermission, IpRange, SecurityGroupRule, UserIdGroupPair};
 use ipnet::Ipv4Net;
@@ -62,6 +63,11 @@ impl Rule {
             ),
         }
         .build()
+    }
+
+    /// Whether the rule's source is exactly this address (a rule that waits for the peer's Elastic IP).
+    pub fn names(&self, ip: Ipv4Addr) -> bool {
+        self.source == Source::Cidr(host(ip))
     }
 
     pub fn summary(&self) -> String {
@@ -200,46 +206,46 @@ pub fn diff(desired: &[Rule], existing: &[(String, Rule)]) -> (Vec<Rule>, Vec<St
     (add, revoke)
 }
 
-/// The group for `role` exists: from the state, else found by tag in this VPC, else created. Returns its id.
+/// The group for `role` exists: the recorded one if the survey saw it, else one found by tag, else a new one.
+/// Returns its id.
 pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<String> {
+    let is_tunnel = role == ROLE_TUNNEL;
     let recorded = step.side_state(|s| {
-        if role == ROLE_TUNNEL {
+        if is_tunnel {
             s.tunnel_sg.clone()
         } else {
             s.test_sg.clone()
         }
     });
     let tags = LinkTags::new(step.link(), step.side(), role);
-    let mut filters = tags.filters();
-    filters.push(filter("vpc-id", step.vpc_id()));
-    let found = step.aws.ec2.describe_security_groups(filters).await?;
-    let id = match found
+    let found: Vec<&str> = step
+        .survey
+        .group(&tags)
         .iter()
         .filter_map(|g| g.group_id())
-        .find(|id| recorded.as_deref().is_none_or(|r| r == *id))
+        .collect();
+    let id = match found
+        .iter()
+        .find(|id| recorded.as_deref() == Some(**id))
+        .or(found.first())
     {
         Some(id) => id.to_string(),
-        None => match found.first().and_then(|g| g.group_id()) {
-            Some(id) => id.to_string(),
-            None => {
-                let what = if role == ROLE_TEST {
-                    "test host"
-                } else {
-                    "tunnel host"
-                };
-                step.aws
-                    .ec2
-                    .create_security_group(
-                        step.vpc_id(),
-                        &format!("vpclink {} {what}", step.link()),
-                        &tags,
-                    )
-                    .await?
-            }
-        },
+        None => {
+            let (what, create_step) = if is_tunnel {
+                ("tunnel host", "sg_tunnel_create")
+            } else {
+                ("test host", "sg_test_create")
+            };
+            let name = format!("vpclink {} {what}", step.link());
+            let made = step
+                .aws
+                .ec2
+                .create_security_group(step.vpc_id(), &name, &tags);
+            label(create_step, made).await?
+        }
     };
     step.record(|s| {
-        if role == ROLE_TUNNEL {
+        if is_tunnel {
             s.tunnel_sg = Some(id.clone())
         } else {
             s.test_sg = Some(id.clone())
@@ -248,12 +254,26 @@ pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<String>
     Ok(id)
 }
 
-/// Make the group's ingress rules exactly `desired`.
-pub async fn ensure_rules(step: &Step<'_>, group_id: &str, desired: &[Rule]) -> Result<()> {
-    let existing: Vec<(String, Rule)> = if is_placeholder(group_id) {
+/// Make the group's ingress rules exactly `desired`, adding the missing ones at once. A group the survey did not
+/// see was made by this run and has no ingress rules yet. `step_of` names each added rule's step (for the call log).
+pub async fn ensure_rules(
+    step: &Step<'_>,
+    group_id: &str,
+    desired: &[Rule],
+    step_of: &dyn Fn(&Rule) -> &'static str,
+) -> Result<()> {
+    let surveyed = step
+        .survey
+        .groups
+        .iter()
+        .any(|g| g.group_id() == Some(group_id));
+    let existing: Vec<(String, Rule)> = if is_placeholder(group_id) || !surveyed {
         Vec::new()
     } else {
-        crate::aws::ec2::retry_not_found(|| step.aws.ec2.describe_security_group_rules(group_id))
+        let read = crate::aws::ec2::retry_not_found(|| {
+            step.aws.ec2.describe_security_group_rules(group_id)
+        });
+        label("rules_read", read)
             .await?
             .iter()
             .filter_map(existing_rule)
@@ -261,22 +281,32 @@ pub async fn ensure_rules(step: &Step<'_>, group_id: &str, desired: &[Rule]) -> 
     };
     let (add, revoke) = diff(desired, &existing);
     if !revoke.is_empty() {
-        step.aws.ec2.revoke_ingress(group_id, revoke).await?;
+        label(
+            "rules_revoke",
+            step.aws.ec2.revoke_ingress(group_id, revoke),
+        )
+        .await?;
     }
-    for rule in add {
-        // One call per rule: a rule that appeared meanwhile (Duplicate) does not hold back the others. A group
-        // just created may not be visible yet (NotFound): retried.
+    // One call per rule: a rule that appeared meanwhile (Duplicate) does not hold back the others. A group just
+    // created may not be visible yet (NotFound): retried.
+    let adds = add.iter().map(|rule| {
         let (permission, summary) = (rule.permission(), rule.summary());
-        let made = crate::aws::ec2::retry_not_found(|| {
-            step.aws
-                .ec2
-                .authorize_ingress(group_id, vec![permission.clone()], &summary)
-        })
-        .await;
-        match made {
-            Err(e) if e.is_duplicate() => {}
-            other => other?,
-        }
+        let made = async move {
+            let r = crate::aws::ec2::retry_not_found(|| {
+                step.aws
+                    .ec2
+                    .authorize_ingress(group_id, vec![permission.clone()], &summary)
+            })
+            .await;
+            match r {
+                Err(e) if e.is_duplicate() => Ok(()),
+                other => other,
+            }
+        };
+        label(step_of(rule), made)
+    });
+    for r in futures_util::future::join_all(adds).await {
+        r?;
     }
     Ok(())
 }

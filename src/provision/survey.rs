@@ -1,0 +1,173 @@
+//! What each side already has, read all at once before anything changes: the link's key pair, Elastic IP, security
+//! groups and hosts (left by an earlier, perhaps interrupted, run), the region's address use and quota, the current
+//! AMI, and the DryRun permission probes. The reads run beside discovery (those that need the VPC start as soon as
+//! it is known); preflight judges what they found and provisioning acts on it, so each step that finds its resource
+//! spends no round trip looking for it, and a fresh link spends its round trips creating.
+
+use super::instance::resolve_ami;
+use crate::aws::call_log::step;
+use crate::aws::tags::{filter, link_filters, LinkTags};
+use crate::aws::SideAws;
+use crate::discover::{self, SideFacts, VpcChoice};
+use crate::error::{Error, Result};
+use crate::state::Os;
+use aws_sdk_ec2::types::{Address, Instance, KeyPairInfo, SecurityGroup};
+
+/// What the survey needs to know about the link being made.
+#[derive(Debug, Clone)]
+pub struct SurveyRequest {
+    pub link: String,
+    pub os: Os,
+    pub instance_type: String,
+    pub public_key: String,
+}
+
+/// One side's survey.
+#[derive(Debug, Clone, Default)]
+pub struct Survey {
+    /// The current AMI for the OS and instance type (None: the reason is among `problems`).
+    pub ami: Option<String>,
+    /// The key pair named for the link, if the region has one.
+    pub key_pair: Option<KeyPairInfo>,
+    /// Every Elastic IP of the region: the quota counts them all; ours carry the link's tags.
+    pub addresses: Vec<Address>,
+    /// The Elastic IP quota EC2 reports (None when VPCLINK_ELASTIC_IP_QUOTA says it, or EC2 does not).
+    pub eip_quota: Option<usize>,
+    /// Every security group of the VPC: its default group (the launch probe uses it) and the link's.
+    pub groups: Vec<SecurityGroup>,
+    /// This side's hosts of the link in the VPC, in any state.
+    pub instances: Vec<Instance>,
+    /// What the AMI look-up and the DryRun probes found wrong.
+    pub problems: Vec<String>,
+}
+
+impl Survey {
+    /// The VPC's security group tagged for this link, side and role.
+    pub fn group(&self, tags: &LinkTags) -> Vec<&SecurityGroup> {
+        self.groups
+            .iter()
+            .filter(|g| tags.matches(g.tags()))
+            .collect()
+    }
+
+    /// The link's hosts of one role on this side (any state).
+    pub fn instances_of(&self, tags: &LinkTags) -> Vec<&Instance> {
+        self.instances
+            .iter()
+            .filter(|i| tags.matches(i.tags()))
+            .collect()
+    }
+
+    /// The link's Elastic IPs for this side (by tag).
+    pub fn tagged_addresses(&self, tags: &LinkTags) -> Vec<&Address> {
+        self.addresses
+            .iter()
+            .filter(|a| tags.matches(a.tags()))
+            .collect()
+    }
+
+    pub fn address(&self, allocation_id: &str) -> Option<&Address> {
+        self.addresses
+            .iter()
+            .find(|a| a.allocation_id() == Some(allocation_id))
+    }
+
+    pub fn default_group(&self) -> Option<&str> {
+        self.groups
+            .iter()
+            .find(|g| g.group_name() == Some("default"))
+            .and_then(|g| g.group_id())
+    }
+}
+
+/// Discover the side's VPC and survey the side, all at once. Read failures are errors (provisioning cannot go on
+/// blind); the AMI and the probes report problems for preflight to gather.
+pub async fn discover_and_survey(
+    aws: &SideAws,
+    choice: VpcChoice<'_>,
+    req: &SurveyRequest,
+) -> Result<(SideFacts, Survey)> {
+    let in_vpc = async {
+        let vpc = discover::find_vpc(aws, choice).await?;
+        let vpc_id = vpc.id.clone();
+        let (facts, groups, instances, probe_sg) = tokio::try_join!(
+            async { discover::read_vpc(aws, vpc).await.map_err(Error::from) },
+            async {
+                let f = vec![filter("vpc-id", &vpc_id)];
+                Ok(step("groups", aws.ec2.describe_security_groups(f)).await?)
+            },
+            async {
+                let mut f = link_filters(&req.link, Some(aws.side));
+                f.push(filter("vpc-id", &vpc_id));
+                Ok(step("instances", aws.ec2.describe_instances(f)).await?)
+            },
+            async {
+                let probe = aws.ec2.probe_create_security_group(&vpc_id);
+                Ok::<_, Error>(step("probe_sg", probe).await.err())
+            },
+        )?;
+        Ok::<_, Error>((facts, groups, instances, probe_sg))
+    };
+    let key_name = super::key_pair::key_name(&req.link);
+    let ami = step("ami", resolve_ami(aws, req.os, &req.instance_type));
+    let key_pair = step(
+        "kp_find",
+        aws.ec2
+            .describe_key_pairs(vec![filter("key-name", &key_name)]),
+    );
+    let addresses = step("addresses", aws.ec2.describe_addresses(Vec::new()));
+    let quota = async {
+        if super::preflight::raised_eip_quota().is_some() {
+            return Ok(None);
+        }
+        step("eip_quota", aws.ec2.elastic_ip_quota()).await
+    };
+    let probe_key = step(
+        "probe_key",
+        aws.ec2.probe_import_key_pair(&key_name, &req.public_key),
+    );
+    let probe_eip = step("probe_eip", aws.ec2.probe_allocate_address());
+
+    let (vpc_part, ami, key_pairs, addresses, quota, probe_key, probe_eip) =
+        tokio::join!(in_vpc, ami, key_pair, addresses, quota, probe_key, probe_eip);
+    let (facts, groups, instances, probe_sg) = vpc_part?;
+
+    let side = aws.side;
+    let mut problems = Vec::new();
+    let ami = match ami {
+        Ok(ami) => Some(ami),
+        Err(Error::Aws(e)) => {
+            problems.push(format!("no AMI: {e}"));
+            None
+        }
+        Err(e) => {
+            problems.push(format!("{side} side: no AMI: {e}"));
+            None
+        }
+    };
+    for e in [probe_key.err(), probe_eip.err(), probe_sg]
+        .into_iter()
+        .flatten()
+    {
+        problems.push(e.to_string());
+    }
+    let eip_quota = match quota {
+        Ok(q) => q.map(|q| q as usize),
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    Ok((
+        facts,
+        Survey {
+            ami,
+            key_pair: key_pairs?.into_iter().next(),
+            addresses: addresses?,
+            eip_quota,
+            groups,
+            instances,
+            problems,
+        },
+    ))
+}
