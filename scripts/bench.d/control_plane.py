@@ -93,7 +93,7 @@ def summarise(runs, rounds):
       "parallel and serial side by side, alternating which goes first.")
     p()
     p("| command | wall (ms) | startup before 1st AWS call | AWS span | after last call | critical path (ms) "
-      "| wall / critical path (target ≤ 1.2x) | AWS calls east / west | one side's calls end to end (ms) "
+      "| wall / critical path (target ≤ 1.2x) | AWS calls east / west | one side's call latencies added up (ms) "
       "| serial wall (ms) | parallel / serial | mean call latency parallel / serial (ms) |")
     p("|---|---|---|---|---|---|---|---|---|---|---|---|")
     figures = {}
