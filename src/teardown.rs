@@ -5,7 +5,7 @@
 
 use crate::aws::call_log::step;
 use crate::aws::ec2::Ec2;
-use crate::aws::tags::{filter, link_filters, tag_value, ROLE, ROLE_TEST};
+use crate::aws::tags::{filter, link_filters, routes_of, tag_value, ROLE, ROLE_TEST};
 use crate::aws::{AwsError, SideAws};
 use crate::discover;
 use crate::error::{Error, Result};
@@ -13,6 +13,7 @@ use crate::side::Side;
 use crate::state::{LinkState, OwnedRoute, SideState};
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use futures_util::future::join_all;
+use ipnet::Ipv4Net;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -107,7 +108,18 @@ pub async fn collect(
         groups(aws, link, &recorded, purpose),
         key_pairs(aws, link, &recorded, purpose),
     )?;
-    let (instances, routes) = routes;
+    let Found {
+        instances,
+        mut routes,
+        tables,
+        enis,
+    } = routes;
+    let (groups, destinations) = groups;
+    for r in left_behind(aws, &destinations, tables, &enis, purpose).await? {
+        if !routes.contains(&r) {
+            routes.push(r);
+        }
+    }
     Ok(Inventory {
         side: Some(aws.side),
         routes,
@@ -119,14 +131,14 @@ pub async fn collect(
 }
 
 /// The link's live instances, and every route to their interfaces plus recorded routes left blackholed when the
-/// host went away.
+/// host went away. Also the route tables read, by VPC.
 async fn instances_and_routes(
     aws: &SideAws,
     link: &str,
     recorded: &SideState,
     vpc: Option<String>,
     purpose: Purpose,
-) -> Result<(Vec<String>, Vec<OwnedRoute>)> {
+) -> Result<Found> {
     let ec2 = &aws.ec2;
     let hosts: Vec<&crate::state::Host> = [&recorded.tunnel, &recorded.test]
         .into_iter()
@@ -134,7 +146,8 @@ async fn instances_and_routes(
         .collect();
     let read_tables = |vpc: String| async move {
         let tables = ec2.describe_route_tables(&vpc);
-        step(purpose.step("c_tables", "l_tables"), tables).await
+        let tables = step(purpose.step("c_tables", "l_tables"), tables).await?;
+        Ok::<_, AwsError>((vpc, tables.iter().map(discover::table).collect::<Vec<_>>()))
     };
     // The state's VPC is known: its tables are read beside the instances.
     let tagged = step(
@@ -170,10 +183,11 @@ async fn instances_and_routes(
     // VPCs known only from an instance (no state): read now.
     let more = vpcs.into_iter().filter(|v| vpc.as_ref() != Some(v));
     tables.extend(join_all(more.map(read_tables)).await);
+    let tables: TablesRead = tables.into_iter().collect::<std::result::Result<_, _>>()?;
 
     let mut routes = Vec::new();
-    for t in tables {
-        for t in t?.iter().map(discover::table) {
+    for (_, ts) in &tables {
+        for t in ts {
             for r in &t.routes {
                 let route = OwnedRoute {
                     route_table_id: t.id.clone(),
@@ -187,7 +201,93 @@ async fn instances_and_routes(
             }
         }
     }
-    Ok((instances.into_iter().collect(), routes))
+    Ok(Found {
+        instances: instances.into_iter().collect(),
+        routes,
+        tables,
+        enis,
+    })
+}
+
+/// What [`instances_and_routes`] found.
+struct Found {
+    instances: Vec<String>,
+    routes: Vec<OwnedRoute>,
+    tables: TablesRead,
+    /// The interfaces of the link's live instances (and those the state records).
+    enis: BTreeSet<String>,
+}
+
+/// Route tables read, by VPC.
+type TablesRead = Vec<(String, Vec<discover::Table>)>;
+
+/// Routes the link left behind when its host went away, found without the state file: in a tunnel group's VPC, to a
+/// destination its [`crate::aws::tags::ROUTES`] tag names, pointing at no live host of the link, and either a
+/// blackhole (AWS, once the interface is deleted) or to an interface that is gone, detached, or attached to an
+/// instance that no longer runs (emulators keep the interface). A route there to a live host's interface, ours or
+/// anyone's, is never touched. Reads a VPC's tables only if they were not read already.
+async fn left_behind(
+    aws: &SideAws,
+    wanted: &[(String, Vec<Ipv4Net>)],
+    mut read: TablesRead,
+    ours: &BTreeSet<String>,
+    purpose: Purpose,
+) -> Result<Vec<OwnedRoute>> {
+    let tables_step = purpose.step("c_tables", "l_tables");
+    let mut out = Vec::new();
+    let mut suspects: Vec<(OwnedRoute, String)> = Vec::new();
+    for (vpc, destinations) in wanted {
+        if !read.iter().any(|(v, _)| v == vpc) {
+            let tables = step(tables_step, aws.ec2.describe_route_tables(vpc)).await?;
+            read.push((vpc.clone(), tables.iter().map(discover::table).collect()));
+        }
+        let tables = read.iter().filter(|(v, _)| v == vpc).flat_map(|(_, t)| t);
+        for t in tables {
+            for r in &t.routes {
+                if !destinations.contains(&r.destination) || ours.contains(&r.target) {
+                    continue;
+                }
+                let route = OwnedRoute {
+                    route_table_id: t.id.clone(),
+                    destination: r.destination,
+                };
+                if r.blackhole {
+                    out.push(route);
+                } else if r.target.starts_with("eni-") {
+                    suspects.push((route, r.target.clone()));
+                }
+            }
+        }
+    }
+    let orphaned = join_all(
+        suspects
+            .iter()
+            .map(|(_, eni)| step(purpose.step("c_orphans", "l_orphans"), orphaned(aws, eni))),
+    )
+    .await;
+    for ((route, _), orphan) in suspects.into_iter().zip(orphaned) {
+        if orphan? {
+            out.push(route);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether an interface is gone, detached, or attached to an instance that is no longer alive.
+async fn orphaned(aws: &SideAws, eni: &str) -> Result<bool> {
+    let Some(nic) = aws.ec2.describe_network_interface(eni).await? else {
+        return Ok(true);
+    };
+    let Some(instance) = nic.attachment().and_then(|a| a.instance_id()) else {
+        return Ok(true);
+    };
+    let state = aws.ec2.describe_instance(instance).await?;
+    Ok(state.is_none_or(|i| {
+        matches!(
+            i.state().and_then(|s| s.name()),
+            Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+        )
+    }))
 }
 
 /// (allocation id, association id, public ip) of the link's Elastic IPs.
@@ -223,13 +323,14 @@ async fn addresses(
     Ok(out)
 }
 
-/// The link's security groups, the test host's first (it refers to the tunnel host's).
+/// The link's security groups, the test host's first (it refers to the tunnel host's); and, for each tunnel group
+/// that names its side's route destinations, its VPC and those destinations.
 async fn groups(
     aws: &SideAws,
     link: &str,
     recorded: &SideState,
     purpose: Purpose,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<(String, Vec<Ipv4Net>)>)> {
     let ec2 = &aws.ec2;
     let tagged = step(
         purpose.step("c_sg_find", "l_sg"),
@@ -247,9 +348,14 @@ async fn groups(
     });
     let (tagged, by_record) = tokio::join!(tagged, join_all(by_record));
     let mut groups: Vec<(bool, String)> = Vec::new();
+    let mut routes = Vec::new();
     for g in tagged? {
         let is_test = tag_value(g.tags(), ROLE) == Some(ROLE_TEST);
         groups.push((!is_test, g.group_id().unwrap_or_default().to_string()));
+        let destinations = routes_of(g.tags());
+        if let (false, Some(vpc)) = (destinations.is_empty(), g.vpc_id()) {
+            routes.push((vpc.to_string(), destinations));
+        }
     }
     for ((is_tunnel, id), found) in wanted.into_iter().zip(by_record) {
         if !found?.is_empty() && !groups.iter().any(|(_, g)| g == id) {
@@ -257,7 +363,7 @@ async fn groups(
         }
     }
     groups.sort();
-    Ok(groups.into_iter().map(|(_, id)| id).collect())
+    Ok((groups.into_iter().map(|(_, id)| id).collect(), routes))
 }
 
 /// The link's key pair in this region (by tag, or by name when the state says we imported it).
@@ -359,8 +465,9 @@ async fn wait_terminated(ec2: &Ec2, ids: &[String]) -> Result<()> {
 }
 
 /// Delete one side's inventory in dependency order: routes, Elastic IPs (disassociated first), instances and key
-/// pairs at once; the groups once the instances using them are terminated. Every branch runs to its end even when
-/// another fails, so one run deletes all it can; the first error is returned.
+/// pairs at once; the groups last, once the instances using them are terminated and the routes are gone (the tunnel
+/// group names the routes for a `down` without state). Every branch runs to its end even when another fails, so one
+/// run deletes all it can; the first error is returned.
 pub async fn delete(aws: &SideAws, inv: &Inventory) -> Result<()> {
     let ec2 = &aws.ec2;
     let routes = join_all(inv.routes.iter().map(|r| {
@@ -381,7 +488,7 @@ pub async fn delete(aws: &SideAws, inv: &Inventory) -> Result<()> {
         })
         .await
     }));
-    let hosts_then_groups = async {
+    let hosts = async {
         let terminated = join_all(inv.instances.iter().map(|id| {
             step("d_term", async move {
                 gone_ok(ec2.terminate_instance(id).await)
@@ -391,24 +498,23 @@ pub async fn delete(aws: &SideAws, inv: &Inventory) -> Result<()> {
         terminated
             .into_iter()
             .collect::<std::result::Result<(), AwsError>>()?;
-        step("d_wait", wait_terminated(ec2, &inv.instances)).await?;
-        for g in &inv.security_groups {
-            step("d_sg", async {
-                gone_ok(retry_dependency(|| ec2.delete_security_group(g)).await)
-            })
-            .await?;
-        }
-        Ok::<_, Error>(())
+        step("d_wait", wait_terminated(ec2, &inv.instances)).await
     };
     let key_pairs = join_all(
         inv.key_pairs
             .iter()
             .map(|k| step("d_kp", async move { gone_ok(ec2.delete_key_pair(k).await) })),
     );
-    let (routes, addresses, hosts, key_pairs) =
-        tokio::join!(routes, addresses, hosts_then_groups, key_pairs);
+    let (routes, addresses, hosts, key_pairs) = tokio::join!(routes, addresses, hosts, key_pairs);
     for r in routes.into_iter().chain(addresses).chain(key_pairs) {
         r?;
     }
-    hosts
+    hosts?;
+    for g in &inv.security_groups {
+        step("d_sg", async {
+            gone_ok(retry_dependency(|| ec2.delete_security_group(g)).await)
+        })
+        .await?;
+    }
+    Ok(())
 }

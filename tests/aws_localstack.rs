@@ -288,6 +288,7 @@ fn assert_calls_are_gated(log: &std::path::Path, command: &str) {
                 "c_sg_rec",
                 "c_kp_find",
                 "c_kp_rec",
+                "c_orphans",
             ],
             |s| s.starts_with("d_"),
         ),
@@ -447,6 +448,46 @@ async fn up_provisions_everything_once_status_sees_drift_and_down_removes_all() 
     assert_eq!(w.up(&[]).status.code(), Some(0));
     assert_linked(&w, true).await;
 
+    // A stopped tunnel host (by hand, or by AWS for maintenance) is started again, the same instance.
+    let west = w.client("west");
+    let west_tunnel = w.state()["west"]["tunnel"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    west.stop_instances()
+        .instance_ids(&west_tunnel)
+        .send()
+        .await
+        .unwrap();
+    let state_of = |c: aws_sdk_ec2::Client, id: String| async move {
+        c.describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap()
+            .reservations()[0]
+            .instances()[0]
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_string())
+    };
+    assert_ne!(
+        state_of(west.clone(), west_tunnel.clone()).await.as_deref(),
+        Some("running"),
+        "the emulator stopped the host"
+    );
+    assert_eq!(w.up(&[]).status.code(), Some(0), "up starts a stopped host");
+    assert_eq!(
+        state_of(west.clone(), west_tunnel.clone()).await.as_deref(),
+        Some("running")
+    );
+    assert_eq!(
+        w.state()["west"]["tunnel"]["instance_id"].as_str(),
+        Some(west_tunnel.as_str()),
+        "the same host"
+    );
+    assert_linked(&w, true).await;
+
     let down_log = w.dir.path().join("down.calls.jsonl");
     let down = w
         .command(&["down", "--name", &w.name])
@@ -488,7 +529,23 @@ async fn down_without_state_finds_everything_by_tag() {
     );
     assert_eq!(w.up(&["--no-test-hosts"]).status.code(), Some(0));
     assert_linked(&w, false).await;
+    // The worst case: the state is lost and the east tunnel host is already gone (an earlier `down` died after
+    // terminating it), so nothing but the tunnel group's tags says the routes to its interface were ours.
+    let east_host = w.state()["east"]["tunnel"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     std::fs::remove_file(w.state_file()).unwrap();
+    let east = w.client("east");
+    east.terminate_instances()
+        .instance_ids(&east_host)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        count(&w, "east").await.eni_routes > 0,
+        "the routes outlive their host"
+    );
     let no_state = w.run(&["down", "--name", &w.name]);
     assert_eq!(
         no_state.status.code(),

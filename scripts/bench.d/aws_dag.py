@@ -59,7 +59,9 @@ UP = {
     "tunnel_run": ("provision-2", "chain",
                    ["instances", "groups", "sg_tunnel_create", "kp_find", "kp_import", "ami", "subnets", "tables",
                     "PREFLIGHT"]),
-    "tunnel_wait": ("provision-2", "chain", ["tunnel_run"]),
+    "tunnel_wait": ("provision-2", "chain", ["tunnel_run", "tunnel_start"]),
+    # an earlier run's host found stopped is started (never on a fresh link)
+    "tunnel_start": ("provision-2", "chain", ["instances", "PREFLIGHT"]),
     # the interface is used once the instance runs (its id is already in RunInstances' answer)
     "eip_assoc": ("provision-2", "chain", ["addresses", "eip_alloc", "instances", "tunnel_run", "tunnel_wait"]),
     "eni_read": ("provision-2", "chain", ["instances", "tunnel_run", "tunnel_wait"]),
@@ -67,7 +69,8 @@ UP = {
     "test_run": ("provision-2", "chain",
                  ["instances", "groups", "sg_test_create", "kp_find", "kp_import", "ami", "subnets", "tables",
                   "PREFLIGHT"]),
-    "test_wait": ("provision-2", "chain", ["test_run"]),
+    "test_wait": ("provision-2", "chain", ["test_run", "test_start"]),
+    "test_start": ("provision-2", "chain", ["instances", "PREFLIGHT"]),
     # one per (route table, peer mapped range)
     "routes": ("provision-2", "fan", ["instances", "tunnel_run", "tunnel_wait", "PLAN", "PREFLIGHT"]),
 }
@@ -89,6 +92,8 @@ DOWN = {
     "c_eip_rec": ("collect", "chain", ["sts"]),
     "c_sg_find": ("collect", "chain", ["sts"]),
     "c_sg_rec": ("collect", "fan", ["sts"]),
+    # without state, after a crash: is a route's interface still a live host's? (never on a clean link)
+    "c_orphans": ("collect", "chain", ["c_tables", "c_sg_find", "c_inst_find", "c_inst_rec"]),
     "c_kp_find": ("collect", "chain", ["sts"]),
     "c_kp_rec": ("collect", "chain", ["sts"]),
     "d_routes": ("delete", "fan", ["INVENTORY"]),
@@ -97,11 +102,13 @@ DOWN = {
     "d_term": ("delete", "fan", ["INVENTORY"]),
     "d_wait": ("delete", "chain", ["d_term"]),
     # a group is in use until the instances using it are terminated; the test host's group names the tunnel
-    # host's, so the two go one after the other
-    "d_sg": ("delete", "chain", ["d_wait", "INVENTORY"]),
+    # host's, so the two go one after the other. The tunnel group names the routes' destinations (for a `down`
+    # without state, once the host is gone): it goes after the routes (policy)
+    "d_sg": ("delete", "chain", ["d_wait", "d_routes", "INVENTORY"]),
     "d_kp": ("delete", "fan", ["INVENTORY"]),
     "l_inst": ("leak-check", "chain", ["DELETED"]),
     "l_tables": ("leak-check", "fan", ["l_inst"]),
+    "l_orphans": ("leak-check", "chain", ["l_tables", "l_sg", "l_inst"]),
     "l_eip": ("leak-check", "chain", ["DELETED"]),
     "l_sg": ("leak-check", "chain", ["DELETED"]),
     "l_kp": ("leak-check", "chain", ["DELETED"]),

@@ -3,10 +3,13 @@
 
 use crate::side::Side;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use ipnet::Ipv4Net;
 
 pub const LINK: &str = "vpclink:link";
 pub const SIDE: &str = "vpclink:side";
 pub const ROLE: &str = "vpclink:role";
+/// On the tunnel host's security group: the destinations of the link's routes on that side, space-separated.
+pub const ROUTES: &str = "vpclink:routes";
 
 /// Roles: what a resource is for within its side.
 pub const ROLE_KEY: &str = "key";
@@ -18,6 +21,8 @@ pub struct LinkTags {
     pub link: String,
     pub side: Side,
     pub role: &'static str,
+    /// Written as [`ROUTES`] when not empty (the tunnel host's group: see [`LinkTags::with_routes`]).
+    pub routes: Vec<Ipv4Net>,
 }
 
 impl LinkTags {
@@ -26,7 +31,16 @@ impl LinkTags {
             link: link.to_string(),
             side,
             role,
+            routes: Vec::new(),
         }
+    }
+
+    /// Also record the destinations of the routes the link adds on this side. The tunnel host's group carries them
+    /// so that `down` without a state file can still find those routes once the host (their target) is gone and
+    /// they are blackholes: nothing else says they were ours. The group is deleted only after the routes.
+    pub fn with_routes(mut self, routes: &[Ipv4Net]) -> Self {
+        self.routes = routes.to_vec();
+        self
     }
 
     pub fn name(&self) -> String {
@@ -34,6 +48,7 @@ impl LinkTags {
     }
 
     pub fn tags(&self) -> Vec<Tag> {
+        let routes = (!self.routes.is_empty()).then(|| (ROUTES, route_list(&self.routes)));
         [
             ("Name", self.name()),
             (LINK, self.link.clone()),
@@ -41,6 +56,7 @@ impl LinkTags {
             (ROLE, self.role.to_string()),
         ]
         .into_iter()
+        .chain(routes)
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
     }
@@ -85,6 +101,22 @@ pub fn link_filters(link: &str, side: Option<Side>) -> Vec<Filter> {
         f.push(tag_filter(SIDE, s.as_str()));
     }
     f
+}
+
+fn route_list(routes: &[Ipv4Net]) -> String {
+    let list: Vec<String> = routes.iter().map(|r| r.to_string()).collect();
+    list.join(" ")
+}
+
+/// The destinations a [`ROUTES`] tag names (what does not parse is ignored: the tag is ours, but tags can be edited).
+pub fn routes_of(tags: &[Tag]) -> Vec<Ipv4Net> {
+    tag_value(tags, ROUTES)
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|r| r.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {

@@ -126,9 +126,9 @@ pub struct Launched {
 /// The host for `req.role` runs: found (state, then tag, in the survey) or launched, then waited for.
 pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> {
     let os = step.options().os;
-    let (run_step, wait_step) = match req.role {
-        Role::Tunnel => ("tunnel_run", "tunnel_wait"),
-        Role::Test => ("test_run", "test_wait"),
+    let (run_step, wait_step, start_step) = match req.role {
+        Role::Tunnel => ("tunnel_run", "tunnel_wait", "tunnel_start"),
+        Role::Test => ("test_run", "test_wait", "test_start"),
     };
     let tags = LinkTags::new(step.link(), step.side(), req.tags_role);
     let found = step.survey.instances_of(&tags);
@@ -179,8 +179,18 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> 
     }
     let running = if is_running(&instance) {
         instance
+    } else if step.aws.ec2.is_dry_run() {
+        // A stopped host would be started (the wait below would never end in a dry run).
+        if is_stopped(&instance) {
+            step.aws.ec2.start_instance(&id).await?;
+        }
+        return Ok(Launched {
+            host: host_of(&instance, os).unwrap_or_else(|| planned_host(os, &id)),
+            new,
+        });
     } else {
-        call_log::step(wait_step, wait_running(step, &id)).await?
+        let wait = wait_running(step, &id, start_step);
+        call_log::step(wait_step, wait).await?
     };
     let host = host_of(&running, os).ok_or_else(|| {
         Error::Runtime(format!(
@@ -197,6 +207,10 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> 
 
 fn is_running(i: &Instance) -> bool {
     i.state().and_then(|s| s.name()) == Some(&InstanceStateName::Running)
+}
+
+fn is_stopped(i: &Instance) -> bool {
+    i.state().and_then(|s| s.name()) == Some(&InstanceStateName::Stopped)
 }
 
 fn planned_host(os: Os, id: &str) -> Host {
@@ -253,9 +267,11 @@ impl Step<'_> {
     }
 }
 
-/// Poll until the instance runs (EC2 is eventually consistent right after RunInstances: NotFound is retried).
-async fn wait_running(step: &Step<'_>, id: &str) -> Result<Instance> {
+/// Poll until the instance runs (EC2 is eventually consistent right after RunInstances: NotFound is retried). A host
+/// that was stopped (by hand, or by AWS for maintenance) is started: it keeps its id, interface and routes.
+async fn wait_running(step: &Step<'_>, id: &str, start_step: &'static str) -> Result<Instance> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    let mut starts = 0;
     loop {
         let i = retry_not_found(|| async {
             step.aws
@@ -276,7 +292,12 @@ async fn wait_running(step: &Step<'_>, id: &str) -> Result<Instance> {
             return Ok(i);
         }
         match i.state().and_then(|s| s.name()) {
-            Some(InstanceStateName::Pending) | None => {}
+            Some(InstanceStateName::Pending | InstanceStateName::Stopping) | None => {}
+            Some(InstanceStateName::Stopped) if starts < 3 => {
+                tracing::warn!("{} side: instance {id} is stopped; starting it", step.side());
+                starts += 1;
+                call_log::step(start_step, step.aws.ec2.start_instance(id)).await?;
+            }
             Some(other) => {
                 return Err(Error::Runtime(format!(
                     "{} side: instance {id} is {other} instead of starting; `vpclink status` shows it, `vpclink up` launches a new one once it is terminated",

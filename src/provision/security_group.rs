@@ -217,7 +217,10 @@ pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<String>
             s.test_sg.clone()
         }
     });
-    let tags = LinkTags::new(step.link(), step.side(), role);
+    let mut tags = LinkTags::new(step.link(), step.side(), role);
+    if is_tunnel {
+        tags = tags.with_routes(&step.plan().side(step.side().peer()).mapped);
+    }
     let found: Vec<&str> = step
         .survey
         .group(&tags)

@@ -208,6 +208,19 @@ impl Ec2 {
             .map_err(self.err("ec2:TerminateInstances", instance_id))
     }
 
+    pub async fn start_instance(&self, instance_id: &str) -> R<()> {
+        if self.begin("ec2:StartInstances", format!("InstanceIds={instance_id}"))? {
+            return Ok(());
+        }
+        self.client
+            .start_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(self.err("ec2:StartInstances", instance_id))
+    }
+
     pub async fn allocate_address(&self, tags: &LinkTags) -> R<(String, String)> {
         if self.begin(
             "ec2:AllocateAddress",
