@@ -22,7 +22,8 @@ impl Ec2 {
             .create_security_group()
             .dry_run(true)
             .group_name("vpclink-preflight")
-            .description("vpclink preflight")
+            // No space: moto, checking signatures, re-encodes a space in the form body differently from the SDK.
+            .description("vpclink-preflight")
             .vpc_id(vpc_id)
             .send()
             .await;
