@@ -115,7 +115,7 @@ pub async fn collect(
         enis,
     } = routes;
     let (groups, destinations) = groups;
-    for r in left_behind(aws, &destinations, tables, &enis, purpose).await? {
+    for r in left_behind(aws, link, &destinations, tables, &enis, purpose).await? {
         if !routes.contains(&r) {
             routes.push(r);
         }
@@ -144,9 +144,8 @@ async fn instances_and_routes(
         .into_iter()
         .flatten()
         .collect();
-    let read_tables = |vpc: String| async move {
-        let tables = ec2.describe_route_tables(&vpc);
-        let tables = step(purpose.step("c_tables", "l_tables"), tables).await?;
+    let read_tables = |vpc: String, label: &'static str| async move {
+        let tables = step(label, ec2.describe_route_tables(&vpc)).await?;
         Ok::<_, AwsError>((vpc, tables.iter().map(discover::table).collect::<Vec<_>>()))
     };
     // The state's VPC is known: its tables are read beside the instances.
@@ -158,7 +157,8 @@ async fn instances_and_routes(
         .iter()
         .filter_map(|h| h.instance_id.as_deref())
         .map(|id| step("c_inst_rec", ec2.describe_instance(id)));
-    let known_tables = join_all(vpc.clone().map(read_tables));
+    let known = purpose.step("c_tables", "l_tables");
+    let known_tables = join_all(vpc.clone().map(|v| read_tables(v, known)));
     let (tagged, by_record, mut tables) = tokio::join!(tagged, join_all(by_record), known_tables);
     let mut found = tagged?;
     for i in by_record {
@@ -182,7 +182,8 @@ async fn instances_and_routes(
     }
     // VPCs known only from an instance (no state): read now.
     let more = vpcs.into_iter().filter(|v| vpc.as_ref() != Some(v));
-    tables.extend(join_all(more.map(read_tables)).await);
+    let later = purpose.step("c_tables_more", "l_tables");
+    tables.extend(join_all(more.map(|v| read_tables(v, later))).await);
     let tables: TablesRead = tables.into_iter().collect::<std::result::Result<_, _>>()?;
 
     let mut routes = Vec::new();
@@ -222,18 +223,20 @@ struct Found {
 type TablesRead = Vec<(String, Vec<discover::Table>)>;
 
 /// Routes the link left behind when its host went away, found without the state file: in a tunnel group's VPC, to a
-/// destination its [`crate::aws::tags::ROUTES`] tag names, pointing at no live host of the link, and either a
-/// blackhole (AWS, once the interface is deleted) or to an interface that is gone, detached, or attached to an
-/// instance that no longer runs (emulators keep the interface). A route there to a live host's interface, ours or
-/// anyone's, is never touched. Reads a VPC's tables only if they were not read already.
+/// destination its [`crate::aws::tags::ROUTES`] tags name, pointing at no live host of the link, and either a
+/// blackhole (AWS, once the interface is deleted) or to an interface that is gone or still attached to this link's
+/// terminated host (emulators keep the interface). Any other route there (a live host's, a detached or
+/// service-managed interface's: someone else's) is left alone with a warning. Reads a VPC's tables only if they
+/// were not read already.
 async fn left_behind(
     aws: &SideAws,
+    link: &str,
     wanted: &[(String, Vec<Ipv4Net>)],
     mut read: TablesRead,
     ours: &BTreeSet<String>,
     purpose: Purpose,
 ) -> Result<Vec<OwnedRoute>> {
-    let tables_step = purpose.step("c_tables", "l_tables");
+    let tables_step = purpose.step("c_tables_tag", "l_tables_tag");
     let mut out = Vec::new();
     let mut suspects: Vec<(OwnedRoute, String)> = Vec::new();
     for (vpc, destinations) in wanted {
@@ -259,35 +262,46 @@ async fn left_behind(
             }
         }
     }
+    let check = purpose.step("c_orphans", "l_orphans");
     let orphaned = join_all(
         suspects
             .iter()
-            .map(|(_, eni)| step(purpose.step("c_orphans", "l_orphans"), orphaned(aws, eni))),
+            .map(|(_, eni)| step(check, orphaned(aws, link, eni))),
     )
     .await;
-    for ((route, _), orphan) in suspects.into_iter().zip(orphaned) {
+    for ((route, eni), orphan) in suspects.into_iter().zip(orphaned) {
         if orphan? {
             out.push(route);
+        } else {
+            tracing::warn!(
+                "{} side: {} {} points at {eni}, which is not this link's; left alone",
+                aws.side,
+                route.route_table_id,
+                route.destination
+            );
         }
     }
     Ok(out)
 }
 
-/// Whether an interface is gone, detached, or attached to an instance that is no longer alive.
-async fn orphaned(aws: &SideAws, eni: &str) -> Result<bool> {
+/// Whether an interface is gone, or attached to this link's host on this side that is terminated (or going).
+async fn orphaned(aws: &SideAws, link: &str, eni: &str) -> Result<bool> {
     let Some(nic) = aws.ec2.describe_network_interface(eni).await? else {
         return Ok(true);
     };
     let Some(instance) = nic.attachment().and_then(|a| a.instance_id()) else {
-        return Ok(true);
+        return Ok(false); // detached or service-managed: not a host of ours
     };
-    let state = aws.ec2.describe_instance(instance).await?;
-    Ok(state.is_none_or(|i| {
-        matches!(
-            i.state().and_then(|s| s.name()),
-            Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
-        )
-    }))
+    let Some(i) = aws.ec2.describe_instance(instance).await? else {
+        return Ok(false); // long gone: nothing says whose it was
+    };
+    let ours = tag_value(i.tags(), crate::aws::tags::LINK) == Some(link)
+        && tag_value(i.tags(), crate::aws::tags::SIDE) == Some(aws.side.as_str());
+    let gone = matches!(
+        i.state().and_then(|s| s.name()),
+        Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+    );
+    Ok(ours && gone)
 }
 
 /// (allocation id, association id, public ip) of the link's Elastic IPs.

@@ -41,6 +41,8 @@ UP = {
     "kp_import": ("provision-1", "chain", ["kp_find", "kp_delete", "PREFLIGHT"]),
     "sg_tunnel_create": ("provision-1", "chain", ["groups", "PREFLIGHT"]),
     "sg_test_create": ("provision-1", "chain", ["groups", "PREFLIGHT"]),
+    # a tunnel group found without today's route destinations named on it (never on a fresh link)
+    "sg_tag": ("provision-1", "chain", ["groups", "PREFLIGHT"]),
     "eip_alloc": ("provision-1", "chain", ["addresses", "PREFLIGHT"]),
     # existing groups only: a group made by this run has no ingress rule to read or revoke
     "rules_read": ("provision-2", "chain", ["groups"]),
@@ -59,7 +61,8 @@ UP = {
     "tunnel_run": ("provision-2", "chain",
                    ["instances", "groups", "sg_tunnel_create", "kp_find", "kp_import", "ami", "subnets", "tables",
                     "PREFLIGHT"]),
-    "tunnel_wait": ("provision-2", "chain", ["tunnel_run", "tunnel_start"]),
+    # polls; on a resumed run they may wait for a host an earlier run launched (or this run started)
+    "tunnel_wait": ("provision-2", "chain", ["instances", "tunnel_run", "PREFLIGHT"]),
     # an earlier run's host found stopped is started (never on a fresh link)
     "tunnel_start": ("provision-2", "chain", ["instances", "PREFLIGHT"]),
     # the interface is used once the instance runs (its id is already in RunInstances' answer)
@@ -69,7 +72,7 @@ UP = {
     "test_run": ("provision-2", "chain",
                  ["instances", "groups", "sg_test_create", "kp_find", "kp_import", "ami", "subnets", "tables",
                   "PREFLIGHT"]),
-    "test_wait": ("provision-2", "chain", ["test_run", "test_start"]),
+    "test_wait": ("provision-2", "chain", ["instances", "test_run", "PREFLIGHT"]),
     "test_start": ("provision-2", "chain", ["instances", "PREFLIGHT"]),
     # one per (route table, peer mapped range)
     "routes": ("provision-2", "fan", ["instances", "tunnel_run", "tunnel_wait", "PLAN", "PREFLIGHT"]),
@@ -85,15 +88,17 @@ DOWN = {
     "sts": ("connect", "chain", []),
     "c_inst_find": ("collect", "chain", ["sts"]),
     "c_inst_rec": ("collect", "fan", ["sts"]),
-    # the state names the VPC; a VPC learned only from an instance waits for it (not separable in the log: the
-    # tables of the state's VPC are read at once, so this dependency is on neither)
+    # the state names the VPC: its tables are read at once; a VPC learned only from an instance waits for it
     "c_tables": ("collect", "fan", ["sts"]),
+    "c_tables_more": ("collect", "fan", ["c_inst_find", "c_inst_rec"]),
     "c_eip_find": ("collect", "chain", ["sts"]),
     "c_eip_rec": ("collect", "chain", ["sts"]),
     "c_sg_find": ("collect", "chain", ["sts"]),
     "c_sg_rec": ("collect", "fan", ["sts"]),
-    # without state, after a crash: is a route's interface still a live host's? (never on a clean link)
-    "c_orphans": ("collect", "chain", ["c_tables", "c_sg_find", "c_inst_find", "c_inst_rec"]),
+    # the tables of a VPC known only from a tunnel group's tags, and whether a route's interface is still a live
+    # host's: without state, after a crash (never on a clean link)
+    "c_tables_tag": ("collect", "fan", ["c_sg_find", "c_sg_rec"]),
+    "c_orphans": ("collect", "chain", ["c_tables", "c_tables_tag", "c_sg_find", "c_inst_find", "c_inst_rec"]),
     "c_kp_find": ("collect", "chain", ["sts"]),
     "c_kp_rec": ("collect", "chain", ["sts"]),
     "d_routes": ("delete", "fan", ["INVENTORY"]),
@@ -108,7 +113,8 @@ DOWN = {
     "d_kp": ("delete", "fan", ["INVENTORY"]),
     "l_inst": ("leak-check", "chain", ["DELETED"]),
     "l_tables": ("leak-check", "fan", ["l_inst"]),
-    "l_orphans": ("leak-check", "chain", ["l_tables", "l_sg", "l_inst"]),
+    "l_tables_tag": ("leak-check", "fan", ["l_sg"]),
+    "l_orphans": ("leak-check", "chain", ["l_tables", "l_tables_tag", "l_sg", "l_inst"]),
     "l_eip": ("leak-check", "chain", ["DELETED"]),
     "l_sg": ("leak-check", "chain", ["DELETED"]),
     "l_kp": ("leak-check", "chain", ["DELETED"]),

@@ -48,15 +48,14 @@ impl LinkTags {
     }
 
     pub fn tags(&self) -> Vec<Tag> {
-        let routes = (!self.routes.is_empty()).then(|| (ROUTES, route_list(&self.routes)));
         [
-            ("Name", self.name()),
-            (LINK, self.link.clone()),
-            (SIDE, self.side.to_string()),
-            (ROLE, self.role.to_string()),
+            ("Name".to_string(), self.name()),
+            (LINK.to_string(), self.link.clone()),
+            (SIDE.to_string(), self.side.to_string()),
+            (ROLE.to_string(), self.role.to_string()),
         ]
         .into_iter()
-        .chain(routes)
+        .chain(route_tags(&self.routes))
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
     }
@@ -103,24 +102,81 @@ pub fn link_filters(link: &str, side: Option<Side>) -> Vec<Filter> {
     f
 }
 
-fn route_list(routes: &[Ipv4Net]) -> String {
-    let list: Vec<String> = routes.iter().map(|r| r.to_string()).collect();
-    list.join(" ")
+/// The [`ROUTES`] tags naming `routes`: a tag value holds at most 256 characters, so a long list goes on in
+/// `vpclink:routes:2`, `vpclink:routes:3`... (whole CIDRs, space-separated). None for no routes.
+pub fn route_tags(routes: &[Ipv4Net]) -> Vec<(String, String)> {
+    let mut values: Vec<String> = Vec::new();
+    for r in routes.iter().map(|r| r.to_string()) {
+        match values.last_mut() {
+            Some(v) if v.len() + 1 + r.len() <= 256 => {
+                v.push(' ');
+                v.push_str(&r);
+            }
+            _ => values.push(r),
+        }
+    }
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match i {
+            0 => (ROUTES.to_string(), v),
+            n => (format!("{ROUTES}:{}", n + 1), v),
+        })
+        .collect()
 }
 
-/// The destinations a [`ROUTES`] tag names (what does not parse is ignored: the tag is ours, but tags can be edited).
+/// The destinations the [`ROUTES`] tags name, in order (what does not parse is ignored: the tags are ours, but tags
+/// can be edited).
 pub fn routes_of(tags: &[Tag]) -> Vec<Ipv4Net> {
-    tag_value(tags, ROUTES)
-        .map(|v| {
-            v.split_whitespace()
-                .filter_map(|r| r.parse().ok())
-                .collect()
+    let mut parts: Vec<(usize, &str)> = tags
+        .iter()
+        .filter_map(|t| {
+            let n = match t.key()?.strip_prefix(ROUTES)? {
+                "" => 1,
+                rest => rest.strip_prefix(':')?.parse().ok()?,
+            };
+            Some((n, t.value()?))
         })
-        .unwrap_or_default()
+        .collect();
+    parts.sort();
+    parts
+        .iter()
+        .flat_map(|(_, v)| v.split_whitespace().filter_map(|r| r.parse().ok()))
+        .collect()
 }
 
 pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
     tags.iter()
         .find(|t| t.key() == Some(key))
         .and_then(|t| t.value())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_tags_stay_under_the_value_limit_and_read_back_in_order() {
+        let routes: Vec<Ipv4Net> = (0..40u8)
+            .map(|i| Ipv4Net::new(std::net::Ipv4Addr::new(100, 64 + i, 0, 0), 16).unwrap())
+            .collect();
+        let tags = route_tags(&routes);
+        assert!(tags.len() > 1, "40 ranges need more than one tag");
+        assert!(tags.iter().all(|(_, v)| v.len() <= 256));
+        assert_eq!(tags[0].0, ROUTES);
+        assert_eq!(tags[1].0, "vpclink:routes:2");
+        let mut as_aws: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        as_aws.reverse(); // AWS returns tags in no particular order
+        as_aws.push(
+            Tag::builder()
+                .key("vpclink:routesx")
+                .value("10.0.0.0/8")
+                .build(),
+        );
+        assert_eq!(routes_of(&as_aws), routes);
+        assert!(route_tags(&[]).is_empty());
+    }
 }

@@ -185,7 +185,10 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> 
             step.aws.ec2.start_instance(&id).await?;
         }
         return Ok(Launched {
-            host: host_of(&instance, os).unwrap_or_else(|| planned_host(os, &id)),
+            host: host_of(&instance, os).unwrap_or_else(|| Host {
+                eni_id: None,
+                ..planned_host(os, &id)
+            }),
             new,
         });
     } else {

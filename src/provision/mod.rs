@@ -246,8 +246,25 @@ async fn second_half(step: &Step<'_>) -> Result<()> {
     let remote_mapped = step.plan().side(step.side().peer()).mapped.clone();
     let tunnel = async {
         let (eni, new) = tunnel_host(step).await?;
+        let associated = async {
+            elastic_ip::ensure_associated(step, &eni).await?;
+            // Reachable at the Elastic IP from now on: record the SSH target configure will use.
+            let eip = step.side_state(|s| s.eip.as_ref().map(|e| e.public_ip));
+            let host = step.side_state(|s| s.tunnel.clone());
+            if let Some(host) = host {
+                step.record_host(
+                    Role::Tunnel,
+                    crate::state::Host {
+                        public_ip: eip,
+                        ssh: Some(instance::ssh_target(Role::Tunnel, &host, eip)),
+                        ..host
+                    },
+                )?;
+            }
+            Ok::<_, Error>(())
+        };
         tokio::try_join!(
-            elastic_ip::ensure_associated(step, &eni),
+            associated,
             source_dest_check_off(step, &eni, new),
             route::ensure(step, &step.facts.tables, &remote_mapped, &eni),
         )?;
@@ -324,15 +341,6 @@ async fn tunnel_host(step: &Step<'_>) -> Result<(String, bool)> {
         tunnel.host.eni_id.clone().ok_or_else(|| {
             Error::Runtime(format!("{side} tunnel host has no network interface"))
         })?;
-    let eip = step.side_state(|s| s.eip.as_ref().map(|e| e.public_ip));
-    step.record_host(
-        Role::Tunnel,
-        crate::state::Host {
-            public_ip: eip,
-            ssh: Some(instance::ssh_target(Role::Tunnel, &tunnel.host, eip)),
-            ..tunnel.host
-        },
-    )?;
     Ok((eni, tunnel.new))
 }
 

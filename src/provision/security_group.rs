@@ -4,7 +4,7 @@
 use super::Step;
 use crate::aws::call_log::step as label;
 use crate::aws::ec2::is_placeholder;
-use crate::aws::tags::{LinkTags, ROLE_TUNNEL};
+use crate::aws::tags::{route_tags, routes_of, LinkTags, ROLE_TUNNEL};
 use crate::error::Result;
 use aws_sdk_ec2::types::{IpPermission, IpRange, SecurityGroupRule, UserIdGroupPair};
 use ipnet::Ipv4Net;
@@ -232,7 +232,21 @@ pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<String>
         .find(|id| recorded.as_deref() == Some(**id))
         .or(found.first())
     {
-        Some(id) => id.to_string(),
+        Some(id) => {
+            // A group made before the routes were named on it, or for other mapped ranges: name today's.
+            let named = step
+                .survey
+                .groups
+                .iter()
+                .find(|g| g.group_id() == Some(*id))
+                .map(|g| routes_of(g.tags()))
+                .unwrap_or_default();
+            if is_tunnel && named != tags.routes {
+                let retag = step.aws.ec2.create_tags(id, route_tags(&tags.routes));
+                label("sg_tag", retag).await?;
+            }
+            id.to_string()
+        }
         None => {
             let (what, create_step) = if is_tunnel {
                 ("tunnel host", "sg_tunnel_create")

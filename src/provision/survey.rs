@@ -80,8 +80,9 @@ impl Survey {
     }
 }
 
-/// Discover the side's VPC and survey the side, all at once. Read failures are errors (provisioning cannot go on
-/// blind); the AMI and the probes report problems for preflight to gather.
+/// Discover the side's VPC and survey the side, all at once. A failed discovery is an error (there is nothing to
+/// plan); a failed survey read, the AMI and the probes are problems for preflight to report with all the others
+/// (any problem stops `up` before it changes anything).
 pub async fn discover_and_survey(
     aws: &SideAws,
     choice: VpcChoice<'_>,
@@ -90,23 +91,18 @@ pub async fn discover_and_survey(
     let in_vpc = async {
         let vpc = discover::find_vpc(aws, choice).await?;
         let vpc_id = vpc.id.clone();
-        let (facts, groups, instances, probe_sg) = tokio::try_join!(
-            async { discover::read_vpc(aws, vpc).await.map_err(Error::from) },
-            async {
-                let f = vec![filter("vpc-id", &vpc_id)];
-                Ok(step("groups", aws.ec2.describe_security_groups(f)).await?)
-            },
-            async {
-                let mut f = link_filters(&req.link, Some(aws.side));
-                f.push(filter("vpc-id", &vpc_id));
-                Ok(step("instances", aws.ec2.describe_instances(f)).await?)
-            },
-            async {
-                let probe = aws.ec2.probe_create_security_group(&vpc_id);
-                Ok::<_, Error>(step("probe_sg", probe).await.err())
-            },
-        )?;
-        Ok::<_, Error>((facts, groups, instances, probe_sg))
+        let groups = step(
+            "groups",
+            aws.ec2
+                .describe_security_groups(vec![filter("vpc-id", &vpc_id)]),
+        );
+        let mut f = link_filters(&req.link, Some(aws.side));
+        f.push(filter("vpc-id", &vpc_id));
+        let instances = step("instances", aws.ec2.describe_instances(f));
+        let probe_sg = step("probe_sg", aws.ec2.probe_create_security_group(&vpc_id));
+        let (facts, groups, instances, probe_sg) =
+            tokio::join!(discover::read_vpc(aws, vpc), groups, instances, probe_sg);
+        Ok::<_, Error>((facts?, groups, instances, probe_sg.err()))
     };
     let key_name = super::key_pair::key_name(&req.link);
     let ami = step("ami", resolve_ami(aws, req.os, &req.instance_type));
@@ -151,23 +147,31 @@ pub async fn discover_and_survey(
     {
         problems.push(e.to_string());
     }
-    let eip_quota = match quota {
-        Ok(q) => q.map(|q| q as usize),
-        Err(e) => {
-            problems.push(e.to_string());
-            None
-        }
-    };
+    let eip_quota = or_problem(quota, &mut problems)
+        .flatten()
+        .map(|q| q as usize);
+    let key_pair = or_problem(key_pairs, &mut problems).and_then(|k| k.into_iter().next());
+    let addresses = or_problem(addresses, &mut problems).unwrap_or_default();
+    let groups = or_problem(groups, &mut problems).unwrap_or_default();
+    let instances = or_problem(instances, &mut problems).unwrap_or_default();
     Ok((
         facts,
         Survey {
             ami,
-            key_pair: key_pairs?.into_iter().next(),
-            addresses: addresses?,
+            key_pair,
+            addresses,
             eip_quota,
             groups,
             instances,
             problems,
         },
     ))
+}
+
+/// A read's answer, or None with its failure noted among the problems.
+fn or_problem<T>(
+    r: std::result::Result<T, crate::aws::AwsError>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    r.map_err(|e| problems.push(e.to_string())).ok()
 }

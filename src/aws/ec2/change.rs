@@ -5,7 +5,7 @@ use crate::aws::error::AwsError;
 use crate::aws::tags::LinkTags;
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, HttpTokensState, Instance, InstanceMetadataEndpointState,
-    InstanceMetadataOptionsRequest, InstanceType, IpPermission, ResourceType,
+    InstanceMetadataOptionsRequest, InstanceType, IpPermission, ResourceType, Tag,
 };
 
 impl Ec2 {
@@ -70,6 +70,29 @@ impl Ec2 {
             .await
             .map_err(self.err("ec2:CreateSecurityGroup", &name))?;
         Ok(out.group_id.unwrap_or_default())
+    }
+
+    /// Add or overwrite tags on a resource the link owns.
+    pub async fn create_tags(&self, resource_id: &str, tags: Vec<(String, String)>) -> R<()> {
+        let keys: Vec<&str> = tags.iter().map(|(k, _)| k.as_str()).collect();
+        if self.begin(
+            "ec2:CreateTags",
+            format!("Resources={resource_id} Tags={}", keys.join(",")),
+        )? {
+            return Ok(());
+        }
+        self.client
+            .create_tags()
+            .resources(resource_id)
+            .set_tags(Some(
+                tags.into_iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(self.err("ec2:CreateTags", resource_id))
     }
 
     pub async fn authorize_ingress(
