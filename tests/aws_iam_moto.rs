@@ -3,6 +3,8 @@
 //! ec2:RunInstances and ec2:AllocateAddress gets exit 2, both permissions named with the profile and the fix, and
 //! nothing is created; the same VPCs with an administrator pass the preflight (a dry run plans the whole link).
 
+mod cli;
+
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::types::Filter;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -84,27 +86,7 @@ fn start_moto(server: &Path) -> Moto {
 }
 
 fn vpclink(dir: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vpclink"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") || k.starts_with("VPCLINK_") {
-            c.env_remove(k);
-        }
-    }
-    let out = c
-        .env("AWS_CONFIG_FILE", dir.join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .args(args)
-        .output()
-        .expect("run vpclink");
-    eprintln!(
-        "$ vpclink {} -> {:?}\n{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).trim_end()
-    );
-    out
+    cli::run(cli::command(dir, &dir.join("state"), args), args)
 }
 
 /// Everything of the link in one region, counted with the administrator's keys.

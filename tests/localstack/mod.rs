@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+#[path = "../cli/mod.rs"]
+mod cli;
 pub mod seed;
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
@@ -191,32 +193,11 @@ impl World {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_vpclink"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") || k == "VPCLINK_LOG" {
-                c.env_remove(k);
-            }
-        }
-        c.env("AWS_CONFIG_FILE", self.dir.path().join("config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.dir.path().join("credentials"),
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("XDG_STATE_HOME", self.state_dir())
-            .args(args);
-        c
+        cli::command(self.dir.path(), &self.state_dir(), args)
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().expect("run vpclink");
-        eprintln!(
-            "$ vpclink {} -> {:?}\n{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
-        out
+        cli::run(self.command(args), args)
     }
 
     /// `up` with what these tests always need: both profiles, no SSH (nothing boots on LocalStack), a fixed SSH CIDR.
