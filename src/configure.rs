@@ -57,20 +57,68 @@ fn sa_up(conn: &Conn, conn_name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Open SSH to a host recorded in the state, pinning its key on first use.
+/// How long `connect` keeps trying a host whose sshd is not accepting connections yet: a fresh instance starts
+/// sshd late in its boot, and `up` reaches this point as soon as the instance runs.
+pub const SSH_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// After `attempt` failed tries (0 for the first) and `elapsed` since the first: how long to wait before trying
+/// again (2, 4, 8, then every 15 s), or None when that would pass `wait`.
+pub fn ssh_retry_delay(
+    attempt: u32,
+    elapsed: std::time::Duration,
+    wait: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let delay = std::time::Duration::from_secs((2u64 << attempt.min(3)).min(15));
+    (elapsed + delay <= wait).then_some(delay)
+}
+
+/// Run `open` until it succeeds, fails for a reason other than "sshd not up yet", or `wait` is spent.
+fn retry_while_not_up<T>(
+    label: &str,
+    wait: std::time::Duration,
+    mut open: impl FnMut() -> Result<T, SshError>,
+) -> Result<T, SshError> {
+    let start = std::time::Instant::now();
+    let mut attempt = 0;
+    loop {
+        match open() {
+            Err(e) if e.is_not_up_yet() => {
+                let Some(delay) = ssh_retry_delay(attempt, start.elapsed(), wait) else {
+                    tracing::warn!(
+                        "{label}: SSH still not reachable after {} s; giving up",
+                        start.elapsed().as_secs()
+                    );
+                    return Err(e);
+                };
+                tracing::info!(
+                    "{label}: sshd not reachable yet ({e}); trying again in {} s",
+                    delay.as_secs()
+                );
+                std::thread::sleep(delay);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Open SSH to a host recorded in the state, pinning its key on first use. A host whose sshd is not up yet is
+/// tried again, with backoff, for up to `wait` (configure: [`SSH_WAIT`]; verify reports at once instead).
 pub fn connect(
     state: &LinkState,
     side: Side,
     host: &Host,
     label: &str,
     key: &Path,
+
+    wait: std::time::Duration,
 ) -> Result<(Conn, Option<String>), crate::Error> {
     let target = host.ssh.as_ref().ok_or(ConfigureError::NoHost {
         side,
         role: "reachable",
     })?;
     let policy = policy(host);
-    let (conn, offered) = if target.via_tunnel {
+    let jump = if target.via_tunnel {
         let tunnel = state
             .side(side)
             .tunnel
@@ -83,26 +131,34 @@ pub fn connect(
             side,
             role: "tunnel",
         })?;
-        Conn::open_via(
+        Some((via, self::policy(tunnel)))
+    } else {
+        None
+    };
+    let (conn, offered) = retry_while_not_up(label, wait, || match &jump {
+        Some((via, via_policy)) => Conn::open_via(
             label,
             &format!("{side} tunnel host"),
             via,
-            &self::policy(tunnel),
+            via_policy,
             target,
             key,
             &policy,
-        )?
-    } else {
-        Conn::open(label, target, key, &policy)?
-    };
+        ),
+        None => Conn::open(label, target, key, &policy),
+    })?;
     let newly_pinned = match policy {
         HostKeyPolicy::FirstUse => {
             tracing::warn!(
-                "{label}: no host key was pinned; trusting the key offered on first use and pinning it: {offered}"
+                "{label}: no host key was pinned from the console (it showed none in time, or there is no instance \
+                 console to read); trusted the key offered on first use and pinned it: {offered}"
             );
             Some(offered)
         }
-        HostKeyPolicy::Pinned(_) => None,
+        HostKeyPolicy::Pinned(_) => {
+            tracing::debug!("{label}: host key matches the pinned one");
+            None
+        }
     };
     Ok((conn, newly_pinned))
 }
@@ -147,7 +203,7 @@ fn prepare(state: &LinkState, side: Side, key: &Path) -> Result<Prepared, crate:
         .and_then(|h| h.public_ip)
         .ok_or(ConfigureError::NoEip { side: side.peer() })?;
     let label = format!("{side} tunnel host");
-    let (conn, pinned) = connect(state, side, host, &label, key)?;
+    let (conn, pinned) = connect(state, side, host, &label, key, SSH_WAIT)?;
     let out = conn.check(&render::prepare_tunnel_host())?;
     let rsa_pubkey = render::parse_rsasigkey(&out).ok_or_else(|| ConfigureError::Facts {
         side,
@@ -320,7 +376,7 @@ pub fn configure(
             continue;
         };
         let label = format!("{side} test host");
-        let (_, pinned) = connect(state, side, &host, &label, &key)?;
+        let (_, pinned) = connect(state, side, &host, &label, &key, SSH_WAIT)?;
         if let (Some(k), Some(h)) = (pinned, state.side_mut(side).test.as_mut()) {
             h.host_key = Some(k);
         }
@@ -390,5 +446,75 @@ mod tests {
             Some(("ens5".into(), "10.0.0.10".parse().unwrap()))
         );
         assert_eq!(parse_route_get("unreachable"), None);
+    }
+
+    #[test]
+    fn ssh_retries_back_off_and_stop_within_the_wait() {
+        use std::time::Duration;
+        let s = Duration::from_secs;
+        let delays: Vec<u64> = (0..6)
+            .map(|a| ssh_retry_delay(a, s(0), SSH_WAIT).unwrap().as_secs())
+            .collect();
+        assert_eq!(delays, [2, 4, 8, 15, 15, 15]);
+        assert_eq!(ssh_retry_delay(5, s(165), SSH_WAIT), Some(s(15)));
+        assert_eq!(ssh_retry_delay(5, s(166), SSH_WAIT), None);
+        // Retries never exceed the wait: the sum of delays until None stays within it.
+        let (mut t, mut a) = (s(0), 0);
+        while let Some(d) = ssh_retry_delay(a, t, SSH_WAIT) {
+            t += d;
+            a += 1;
+        }
+        assert!(t <= SSH_WAIT && t > SSH_WAIT - s(15), "{t:?}");
+    }
+
+    #[test]
+    fn only_a_host_not_up_yet_is_retried() {
+        let refused = SshError::Connect {
+            host: "east tunnel host".into(),
+            addr: "198.51.100.10:22".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert!(refused.is_not_up_yet());
+        let mismatch = SshError::HostKeyMismatch {
+            host: "h".into(),
+            expected: "a".into(),
+            offered: "b".into(),
+        };
+        assert!(!mismatch.is_not_up_yet());
+        let auth = SshError::Auth {
+            host: "h".into(),
+            user: "ec2-user".into(),
+            key: "k".into(),
+        };
+        assert!(!auth.is_not_up_yet());
+    }
+
+    #[test]
+    fn retry_gives_up_at_once_on_other_errors() {
+        let mut calls = 0;
+        let r: Result<(), SshError> = retry_while_not_up("h", SSH_WAIT, || {
+            calls += 1;
+            Err(SshError::HostKeyMismatch {
+                host: "h".into(),
+                expected: "a".into(),
+                offered: "b".into(),
+            })
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1);
+        let mut calls = 0;
+        let r = retry_while_not_up("h", SSH_WAIT, || {
+            calls += 1;
+            if calls < 2 {
+                Err(SshError::Connect {
+                    host: "h".into(),
+                    addr: "a:22".into(),
+                    source: std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+                })
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 2, "one retry after 2 s, then success");
     }
 }

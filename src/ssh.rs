@@ -57,6 +57,24 @@ pub enum SshError {
     },
 }
 
+impl SshError {
+    /// Whether the host may just not be listening yet: on a fresh instance sshd starts late in boot, and a
+    /// connection can be refused, reset or time out, or the handshake cut, until it does; through a tunnel host, the
+    /// channel to the host behind it is refused the same way. Never a key mismatch or a refused login key.
+    pub fn is_not_up_yet(&self) -> bool {
+        match self {
+            SshError::Connect { .. } => true,
+            SshError::Protocol { stage, .. } => {
+                matches!(
+                    *stage,
+                    "handshake" | "opening a channel through the tunnel host"
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The result of one remote command.
 #[derive(Debug, Clone)]
 pub struct Output {

@@ -41,7 +41,8 @@ echo '/dev/vda / ext4 defaults,noatime 0 1' >"$root/etc/fstab"
 
 # Kernel modules the data plane needs, loaded at boot so nothing depends on autoload.
 # nft_compat: Debian's iptables is iptables-nft, its xtables matches/targets go through nft_compat.
-cat >"$root/etc/modules-load.d/vpclink-lab.conf" <<'EOF'
+# Named lab-*, not vpclink-*: configure writes vpclink-LINK.conf there, and the lab link is named "lab".
+cat >"$root/etc/modules-load.d/lab-data-plane.conf" <<'EOF'
 ip_gre
 esp4
 xfrm_user

@@ -3,7 +3,7 @@
 //! read through the EC2 API, a channel an attacker on the network path cannot forge. Hosts whose console shows no
 //! key in time are left unpinned; configure then trusts on first use, warns, and pins.
 
-use crate::aws::SideAws;
+use crate::aws::{AwsError, SideAws};
 use crate::side::Side;
 use crate::state::{LinkState, Role};
 use std::time::{Duration, Instant};
@@ -43,27 +43,151 @@ pub fn unpinned(state: &LinkState, side: Side) -> Vec<(Role, String)> {
         .collect()
 }
 
-/// Poll the console of every unpinned instance on one side until each shows its key or `budget` runs out.
+/// What one console read means for the host polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleStep {
+    /// The key block is there: pin this key.
+    Found(String),
+    /// No output yet, or no key block yet. cloud-init prints the keys from `keys_to_console`, one of the last
+    /// modules of its final stage, after `package_update_upgrade_install` (cloud_final_modules in the default
+    /// cloud.cfg, e.g. https://access.redhat.com/documentation/en-us/red_hat_enterprise_linux/8/html/configuring_and_managing_cloud-init_for_rhel_8/the-default-cloud-cfg-file_red-hat-support-for-cloud-init),
+    /// so on a first boot that installs packages the block can take minutes to appear.
+    Wait,
+    /// `Latest=true` was refused (it is Nitro-only; Xen types such as t2 reject it): from now on ask this host
+    /// without it, at once.
+    DropLatest,
+    /// Any other error (throttling, a network blip, eventual consistency): keep the host and poll again; `warn`
+    /// is true the first time this host fails, so the log says it once.
+    Failed { warn: bool },
+}
+
+/// Error codes that mean "not now", never "not this parameter": a Latest read failing with one of these is
+/// retried as it is.
+fn transient_or_access(e: &AwsError) -> bool {
+    e.is_denied()
+        || e.is_not_found()
+        || matches!(
+            e.code(),
+            "" | "RequestLimitExceeded"
+                | "Throttling"
+                | "ThrottlingException"
+                | "InternalError"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+                | "Unavailable"
+                | "AuthFailure"
+                | "ExpiredToken"
+                | "RequestExpired"
+        )
+}
+
+/// Whether an error to a read with `Latest=true` is EC2 refusing that parameter for this instance type. The API
+/// reference documents Latest as Nitro-only without naming the error; EC2 rejects unsupported parameter uses with
+/// client errors such as UnsupportedOperation or InvalidParameterCombination. Any client error other than
+/// throttling, access or not-found is taken as that: asking without Latest costs nothing but staleness.
+pub fn latest_refused(e: &AwsError) -> bool {
+    !transient_or_access(e)
+}
+
+/// Decide what one console read means. `latest`: whether it was asked with Latest=true; `failures`: how many reads
+/// of this host failed before this one.
+pub fn next_step(
+    read: Result<Option<&str>, &AwsError>,
+    latest: bool,
+    failures: u32,
+) -> ConsoleStep {
+    match read {
+        Ok(Some(text)) => match ed25519_from_console(text) {
+            Some(k) => ConsoleStep::Found(k),
+            None => ConsoleStep::Wait,
+        },
+        Ok(None) => ConsoleStep::Wait,
+        Err(e) if latest && latest_refused(e) => ConsoleStep::DropLatest,
+        Err(_) => ConsoleStep::Failed {
+            warn: failures == 0,
+        },
+    }
+}
+
+/// One host being polled.
+struct Polled {
+    role: Role,
+    id: String,
+    latest: bool,
+    failures: u32,
+}
+
+/// Poll the console of every unpinned instance on one side until each shows its key or `budget` runs out. A read
+/// that fails keeps the host in the list (a host dropped here would be trusted on first use, possibly racing
+/// sshd); a host whose console never shows a key is named in a warning, and configure trusts it on first use.
 pub async fn read_keys(
     aws: &SideAws,
     wanted: Vec<(Role, String)>,
     budget: Duration,
 ) -> Vec<(Role, String)> {
-    let deadline = Instant::now() + budget;
+    let side = aws.side;
+    let started = Instant::now();
+    let deadline = started + budget;
     let mut found = Vec::new();
-    let mut left = wanted;
+    let mut left: Vec<Polled> = wanted
+        .into_iter()
+        .map(|(role, id)| Polled {
+            role,
+            id,
+            latest: true,
+            failures: 0,
+        })
+        .collect();
     while !left.is_empty() {
         let mut still = Vec::new();
-        for (role, id) in left {
-            match aws.ec2.console_output(&id).await {
-                Ok(Some(text)) => match ed25519_from_console(&text) {
-                    Some(k) => found.push((role, k)),
-                    None => still.push((role, id)),
-                },
-                Ok(None) => still.push((role, id)),
-                Err(e) => {
-                    tracing::warn!("{}: cannot read the console of {id}: {e}", aws.side);
+        for mut h in left {
+            loop {
+                let read = aws.ec2.console_output(&h.id, h.latest).await;
+                match next_step(read.as_ref().map(|o| o.as_deref()), h.latest, h.failures) {
+                    ConsoleStep::Found(k) => {
+                        tracing::info!(
+                            "{side} {} {}: SSH host key pinned from the console after {} s",
+                            h.role.as_str(),
+                            h.id,
+                            started.elapsed().as_secs()
+                        );
+                        found.push((h.role, k));
+                    }
+                    ConsoleStep::Wait => still.push(h),
+                    ConsoleStep::DropLatest => {
+                        tracing::info!(
+                            "{side} {} {}: the latest console output is refused ({}); reading the buffered output instead",
+                            h.role.as_str(),
+                            h.id,
+                            read.as_ref().err().map(|e| e.to_string()).unwrap_or_default()
+                        );
+                        h.latest = false;
+                        continue;
+                    }
+                    ConsoleStep::Failed { warn } => {
+                        let e = read
+                            .as_ref()
+                            .err()
+                            .map(|e| e.to_string())
+                            .unwrap_or_default();
+                        if warn {
+                            tracing::warn!(
+                                "{side} {} {}: cannot read the console, will keep trying: {e}",
+                                h.role.as_str(),
+                                h.id
+                            );
+                        } else {
+                            tracing::debug!(
+                                "{side} {} {}: console read failed again: {e}",
+                                h.role.as_str(),
+                                h.id
+                            );
+                        }
+                        h.failures += 1;
+                        still.push(h);
+                    }
                 }
+                break;
             }
         }
         left = still;
@@ -71,6 +195,19 @@ pub async fn read_keys(
             break;
         }
         tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    for h in &left {
+        tracing::warn!(
+            "{side} {} {}: the console showed no SSH host key within {} s{}; configure will trust the key offered on first use and pin it",
+            h.role.as_str(),
+            h.id,
+            budget.as_secs(),
+            if h.failures > 0 {
+                format!(" ({} console reads failed)", h.failures)
+            } else {
+                String::new()
+            }
+        );
     }
     found
 }
@@ -100,5 +237,77 @@ mod tests {
             ed25519_from_console("-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAA"),
             None
         );
+    }
+
+    fn aws_err(code: &str) -> AwsError {
+        AwsError {
+            side: Side::East,
+            profile: "p".into(),
+            action: "ec2:GetConsoleOutput",
+            resource: "i-0123".into(),
+            code: (!code.is_empty()).then(|| code.to_string()),
+            message: "m".into(),
+        }
+    }
+
+    const KEYS: &str = "-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID4IuHARW6OKs96O8yoZMF8pHJbieJu8AkIFUjSwbcg2 root@h\n-----END SSH HOST KEY KEYS-----\n";
+
+    #[test]
+    fn a_key_is_found_and_silence_means_wait() {
+        assert!(
+            matches!(next_step(Ok(Some(KEYS)), true, 0), ConsoleStep::Found(k) if k.starts_with("ssh-ed25519 AAAAC3"))
+        );
+        // cloud-init prints the block late (keys_to_console, after packages): output without it means wait.
+        assert_eq!(
+            next_step(Ok(Some("[  OK  ] Started sshd\n")), true, 0),
+            ConsoleStep::Wait
+        );
+        assert_eq!(next_step(Ok(None), false, 3), ConsoleStep::Wait);
+    }
+
+    /// Latest=true is Nitro-only: a Xen instance (t2) refuses it; ask without it instead of dropping the host.
+    #[test]
+    fn latest_refused_means_ask_without_it() {
+        for code in [
+            "UnsupportedOperation",
+            "InvalidParameterCombination",
+            "InvalidParameterValue",
+        ] {
+            assert_eq!(
+                next_step(Err(&aws_err(code)), true, 0),
+                ConsoleStep::DropLatest,
+                "{code}"
+            );
+            // Already without Latest: an ordinary failure, the host stays.
+            assert_eq!(
+                next_step(Err(&aws_err(code)), false, 0),
+                ConsoleStep::Failed { warn: true }
+            );
+        }
+    }
+
+    /// Throttling, no answer, a not-yet-visible instance: keep polling, warn once.
+    #[test]
+    fn other_errors_keep_the_host_and_warn_once() {
+        for code in [
+            "RequestLimitExceeded",
+            "",
+            "InvalidInstanceID.NotFound",
+            "InternalError",
+            "UnauthorizedOperation",
+        ] {
+            let e = aws_err(code);
+            assert!(!latest_refused(&e), "{code}");
+            assert_eq!(
+                next_step(Err(&e), true, 0),
+                ConsoleStep::Failed { warn: true },
+                "{code}"
+            );
+            assert_eq!(
+                next_step(Err(&e), true, 1),
+                ConsoleStep::Failed { warn: false },
+                "{code}"
+            );
+        }
     }
 }

@@ -1,18 +1,68 @@
 use super::{mtu, TunnelView, DUMMY_IF, GRE_IF, GRE_INNER_LEN};
 
-/// Runs before rendering. cloud-init may still be installing libreswan on a fresh instance; the NSS database and
-/// RSA key are made once and kept (a re-run prints the same key).
+/// Runs before rendering: make the host able to run the data plane, then print its IPsec public key. POSIX sh,
+/// `set -eu`, safe to run any number of times (a re-run prints the same key); every command is found through PATH
+/// (`command -v`), no distribution path appears, so it behaves the same on AL2023 (libreswan 4.12, NSS database in
+/// /etc/ipsec.d) and Debian/Ubuntu (/var/lib/ipsec/nss). Output contract: the last stdout line is `rsasigkey=0s...`
+/// (`parse_rsasigkey`); progress and errors go to stderr. Exit codes: 3 packages missing and not installable,
+/// 4 a kernel module cannot be loaded, 5 no host key after `ipsec newhostkey`.
+///
+/// 1. Wait for first boot (cloud-init may still be installing packages).
+/// 2. If `ipsec` or `iptables-restore` is missing (cloud-init's package install fails when the instance had no
+///    route to the internet yet, before its Elastic IP was associated), install them with the distribution's package
+///    manager: AL2023 `dnf install libreswan iptables-nft` (the packages cloud-init/tunnel-al2023.yaml asks for;
+///    libreswan is in AL2023 since AL2023.3), Debian/Ubuntu `apt-get update` then `apt-get install libreswan
+///    iptables`, noninteractive, each bounded by `timeout` (installs at 600 s: the SSH session gives up on a
+///    command silent for 900 s, ssh::IO_TIMEOUT).
+/// 3. Load the kernel modules the data plane needs now (they are also listed in modules-load.d for boot):
+///    ip_gre, dummy, xt_policy, xt_NETMAP, and nft_compat when `iptables --version` says nf_tables (iptables-nft
+///    runs the xt matches/targets through nft_compat).
+/// 4. `ipsec checknss`: "checks or initialises the NSS database ... If database exists returns successfully"
+///    (ipsec-checknss(8), libreswan 4.14 and 5.2: https://manpages.ubuntu.com/manpages/noble/man8/ipsec_checknss.8.html,
+///    https://manpages.ubuntu.com/manpages/questing/man8/ipsec-checknss.8.html), unlike `ipsec initnss`, which "if
+///    already initialised ... will return an error" (ipsec-initnss(8); exit 42, "NSS database already initialised -
+///    aborted"). Testing a Debian path for cert9.db instead made every second run fail on AL2023.
+/// 5. One RSA host key, made once (`ipsec newhostkey`), found again by its CKAID (`ipsec showhostkey --list`).
 pub const PREPARE: &str = r#"set -eu
-if command -v cloud-init >/dev/null 2>&1; then timeout 900 cloud-init status --wait >/dev/null 2>&1 || true; fi
-command -v ipsec >/dev/null 2>&1 || { echo "libreswan is not installed (ipsec not found); first boot may have failed: check /var/log/cloud-init-output.log" >&2; exit 3; }
-command -v iptables-restore >/dev/null 2>&1 || { echo "iptables-restore not found; install iptables (iptables-nft on AL2023)" >&2; exit 3; }
-[ -f /var/lib/ipsec/nss/cert9.db ] || ipsec initnss >/dev/null
+have() { command -v "$1" >/dev/null 2>&1; }
+# `quiet WHY CMD...`: run CMD with its output kept aside; on failure print WHY first (the caller shows the start of
+# stderr), then what failed and its last lines.
+quiet() {
+  why=$1; shift; log=$(mktemp)
+  if "$@" >"$log" 2>&1; then rm -f "$log"; return 0; else rc=$?; fi
+  echo "$why" >&2; echo "\`$*\` failed (exit $rc); last lines:" >&2; tail -n 5 "$log" >&2; rm -f "$log"; return "$rc"
+}
+if have cloud-init; then timeout 900 cloud-init status --wait >/dev/null 2>&1 || true; fi
+if ! have ipsec || ! have iptables-restore; then
+  if have dnf; then
+    echo "libreswan or iptables missing (first boot could not install them?): installing with dnf" >&2
+    quiet "could not install libreswan iptables-nft with dnf: the host needs a route to its package repositories (Elastic IP or NAT)" \
+      timeout 600 dnf -y install libreswan iptables-nft || exit 3
+  elif have apt-get; then
+    echo "libreswan or iptables missing (first boot could not install them?): installing with apt-get" >&2
+    DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
+    why="could not install libreswan iptables with apt-get: the host needs a route to its package repositories (Elastic IP or NAT)"
+    quiet "$why" timeout 300 apt-get -q update || exit 3
+    quiet "$why" timeout 600 apt-get -q -y -o DPkg::Lock::Timeout=120 install libreswan iptables || exit 3
+  fi
+fi
+have ipsec || { echo "libreswan is not installed (ipsec not found); first boot may have failed: check /var/log/cloud-init-output.log" >&2; exit 3; }
+have iptables-restore || { echo "iptables-restore not found; install iptables (iptables-nft on AL2023)" >&2; exit 3; }
+mods="ip_gre dummy xt_policy xt_NETMAP"
+case $(iptables --version 2>/dev/null || true) in *nf_tables*) mods="$mods nft_compat" ;; esac
+have modprobe || { echo "modprobe not found (install kmod): cannot load the kernel modules $mods" >&2; exit 4; }
+for m in $mods; do
+  quiet "kernel module $m cannot be loaded: install the running kernel's modules package (linux-modules-extra-\$(uname -r) on Ubuntu), or reboot if the kernel was upgraded since boot, then run vpclink configure again" \
+    modprobe "$m" || exit 4
+done
+ipsec checknss >/dev/null
 ckaid() { ipsec showhostkey --list 2>/dev/null | sed -n 's/.*ckaid:\{0,1\} \([0-9a-f][0-9a-f]*\).*/\1/p' | head -n 1; }
 id=$(ckaid)
 if [ -z "$id" ]; then
-  ipsec newhostkey >/dev/null 2>&1
+  quiet "ipsec newhostkey failed: no RSA host key made" ipsec newhostkey || exit 5
   id=$(ckaid)
 fi
+[ -n "$id" ] || { echo "no RSA host key in \`ipsec showhostkey --list\` after \`ipsec newhostkey\`" >&2; exit 5; }
 ipsec showhostkey --left --ckaid "$id" | grep rsasigkey=
 "#;
 
@@ -83,4 +133,27 @@ pub fn commands(v: &TunnelView) -> Vec<String> {
         // this is a plain start.
         "systemctl restart ipsec.service".to_string(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::modules::{DATA_PLANE, NFT_COMPAT};
+    use super::PREPARE;
+
+    /// The modules loaded on configure are the ones listed for boot.
+    #[test]
+    fn prepare_loads_the_boot_modules() {
+        let want = format!("mods=\"{}\"", DATA_PLANE.join(" "));
+        assert!(PREPARE.contains(&want), "PREPARE lacks {want}");
+        assert!(PREPARE.contains(&format!("*nf_tables*) mods=\"$mods {NFT_COMPAT}\"")));
+    }
+
+    /// No distribution path decides what runs: AL2023 keeps the NSS database in /etc/ipsec.d, Debian in
+    /// /var/lib/ipsec/nss; `ipsec checknss` knows which, and `initnss` on an existing database exits 42.
+    #[test]
+    fn prepare_uses_checknss_and_no_nss_path() {
+        assert!(PREPARE.contains("ipsec checknss"));
+        assert!(!PREPARE.contains("initnss"));
+        assert!(!PREPARE.contains("/var/lib/ipsec") && !PREPARE.contains("/etc/ipsec.d"));
+    }
 }

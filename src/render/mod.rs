@@ -6,6 +6,7 @@ mod apply;
 pub mod cloud_init;
 mod firewall;
 mod libreswan;
+mod modules;
 pub mod mtu;
 mod sysctl;
 mod unit;
@@ -105,6 +106,11 @@ pub struct HostConfig {
 pub fn tunnel_host(view: &TunnelView) -> HostConfig {
     let dir = view.dir();
     let files = vec![
+        FileSpec {
+            path: format!("/etc/modules-load.d/vpclink-{}.conf", view.link.name),
+            mode: 0o644,
+            content: modules::render(view),
+        },
         FileSpec {
             path: format!("/etc/sysctl.d/90-vpclink-{}.conf", view.link.name),
             mode: 0o644,
