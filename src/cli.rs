@@ -74,6 +74,12 @@ pub struct PlanArgs {
     pub east_vpc: Option<String>,
     #[arg(long, value_name = "VPC_ID")]
     pub west_vpc: Option<String>,
+    /// The east tunnel host's subnet (default: the first public subnet in a zone that offers the instance type).
+    #[arg(long, value_name = "SUBNET_ID")]
+    pub east_subnet: Option<String>,
+    /// The west tunnel host's subnet (default: as for east).
+    #[arg(long, value_name = "SUBNET_ID")]
+    pub west_subnet: Option<String>,
     /// Mapped range for each east CIDR, in the VPC's CIDR order (repeat per CIDR).
     #[arg(long, value_name = "CIDR")]
     pub east_map: Vec<Ipv4Net>,

@@ -145,10 +145,30 @@ async fn plan_connected(
         (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
         (Err(e), Err(w)) => return Err(Error::Input(format!("{e}\n{w}"))),
     };
-    let facts = PerSide::new(east, west);
-    let survey = east_survey
+    let mut facts = PerSide::new(east, west);
+    let mut survey = east_survey
         .zip(west_survey)
         .map(|(e, w)| PerSide::new(e, w));
+    // The hosts' subnets: in a zone that offers the instance type (known to `up`'s survey), or as asked.
+    for side in Side::BOTH {
+        let requested = match side {
+            Side::East => a.east_subnet.as_deref(),
+            Side::West => a.west_subnet.as_deref(),
+        };
+        let offered = survey
+            .as_ref()
+            .and_then(|s| s.get(side).offered_zones.clone());
+        if let Err(p) = facts
+            .get_mut(side)
+            .choose_subnets(requested, offered.as_ref())
+        {
+            let problem = format!("{side} side: {p}");
+            match survey.as_mut() {
+                Some(s) => s.get_mut(side).problems.push(problem),
+                None => return Err(Error::Input(problem)),
+            }
+        }
+    }
 
     let plan = match &existing {
         Some(state) => refreshed(&state.plan, &facts),
@@ -170,6 +190,7 @@ fn refreshed(old: &LinkPlan, facts: &PerSide<SideFacts>) -> LinkPlan {
         let p = plan.side_mut(side);
         p.route_tables = facts.get(side).table_ids();
         let f = facts.get(side);
+        p.skipped_tables = f.gateway_tables.clone();
         if !p
             .public_subnet
             .as_ref()
@@ -252,6 +273,9 @@ pub fn plan_human(plan: &LinkPlan) -> String {
             p.route_tables.join(" "),
             p.public_subnet.as_deref().unwrap_or("(none: no public subnet)")
         ));
+        for t in &p.skipped_tables {
+            s.push_str(&format!("{side}: skipped: {t}\n"));
+        }
     }
     s
 }
@@ -324,8 +348,12 @@ fn targets_of(state: &LinkState) -> PerSide<SideTarget> {
     })
 }
 
-/// How long `up` and `configure` wait for cloud-init to print host keys on a new instance's console.
-const CONSOLE_KEY_BUDGET: std::time::Duration = std::time::Duration::from_secs(240);
+/// How long `up` and `configure` wait for cloud-init to print host keys on a new instance's console. cloud-init
+/// prints them late (keys_to_console runs in its final stage, after the packages are installed), which takes
+/// minutes on a slow mirror; past this, configure trusts the key on first use, with a warning.
+const CONSOLE_KEY_BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long a resource may stay listed after its delete before `down` calls it left behind.
+const LEAK_CHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// Pin the host key of every instance that has none, from its console output (see provision::host_keys). Hosts
 /// without an instance id (a lab) or whose console stays silent are left to trust-on-first-use in configure.
@@ -363,19 +391,21 @@ pub async fn pin_host_keys(files: &StateFiles, out: &Output) -> Result<()> {
     Ok(())
 }
 
-/// Emulators hand out Elastic IPs in 127.0.0.0/8: SSH there would reach this machine, not a tunnel host.
-fn refuse_loopback_ssh(state: &LinkState) -> Result<()> {
+/// Emulators hand out Elastic IPs in 127.0.0.0/8: SSH to port 22 there would reach this machine's own sshd, not a
+/// tunnel host. (A lab that forwards loopback ports to its guests uses other ports.)
+pub fn refuse_loopback_ssh(state: &LinkState) -> Result<()> {
     if std::env::var_os("VPCLINK_ALLOW_LOOPBACK_SSH").is_some() {
         return Ok(());
     }
     for side in Side::BOTH {
-        let host = state
+        let target = state
             .side(side)
             .tunnel
             .as_ref()
             .and_then(|h| h.ssh.as_ref())
+            .filter(|t| t.port == 22)
             .map(|t| t.host.clone());
-        if let Some(ip) = host
+        if let Some(ip) = target
             .and_then(|h| h.parse::<std::net::Ipv4Addr>().ok())
             .filter(|ip| ip.is_loopback())
         {
@@ -561,16 +591,14 @@ pub async fn down(a: DownArgs, out: &Output) -> Result<()> {
     de?;
     dw?;
 
-    // Leak check: collect again; nothing may be left.
-    let (e, w) = crate::side::both(
-        teardown::collect(&aws.east, link, None, teardown::Purpose::LeakCheck),
-        teardown::collect(&aws.west, link, None, teardown::Purpose::LeakCheck),
-    )
-    .await;
-    let left = e?.count() + w?.count();
+    // Leak check: collect again; nothing may be left. Describe calls are eventually consistent (AWS: "Eventual
+    // consistency in the Amazon EC2 API", https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html):
+    // a group deleted a moment ago may still be listed, so only what stays listed for LEAK_CHECK_BUDGET is left.
+    let left = teardown::leak_check(&aws, link, LEAK_CHECK_BUDGET).await?;
     if left > 0 {
         return Err(Error::Runtime(format!(
-            "{left} resource(s) with the link's tags are still there after deleting; run `vpclink down --name {link}` again"
+            "{left} resource(s) with the link's tags are still there {} s after deleting; run `vpclink down --name {link}` again",
+            LEAK_CHECK_BUDGET.as_secs()
         )));
     }
     files.remove()?;

@@ -32,6 +32,9 @@ pub struct SidePlan {
     /// The public subnet (default route to an internet gateway) chosen for the tunnel host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_subnet: Option<String>,
+    /// Route tables of the VPC that get no route, and why (gateway route tables: see discover::GatewayTable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_tables: Vec<crate::discover::GatewayTable>,
 }
 
 impl LinkPlan {

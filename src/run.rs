@@ -39,6 +39,7 @@ pub async fn configure_link(
     out: &Output,
 ) -> Result<(configure::ConfigureReport, LinkState)> {
     crate::commands::pin_host_keys(files, out).await?;
+    crate::commands::refuse_loopback_ssh(&files.load()?)?;
     let (files, out) = (files.clone(), *out);
     tokio::task::spawn_blocking(move || {
         let mut state = files.load()?;

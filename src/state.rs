@@ -59,6 +59,17 @@ pub struct SideState {
     pub eip: Option<ElasticIp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<OwnedRoute>,
+    /// Random, made by the first launch of this link's life and kept while it lives (a resumed `up` reuses it, so a
+    /// retried RunInstances is answered with the same host); `down` forgets it with the state. EC2 remembers a
+    /// ClientToken for at least 24 h after the instance is terminated, so the next link of the same name must not
+    /// present the same tokens. Not a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_nonce: Option<String>,
+    /// Set just before AllocateAddress and cleared once its answer is recorded in `eip`: a run that finds it set
+    /// knows an earlier run may have allocated an address that is not listed yet (AllocateAddress takes no
+    /// ClientToken, and reads lag), and looks for it before allocating another.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eip_allocating: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -130,6 +130,16 @@ pub async fn collect(
     })
 }
 
+/// The tables that can hold the link's routes: gateway route tables never do (see discover::GatewayTable), and the
+/// link's routes are plain CIDR routes, so prefix lists need no reading here.
+fn link_tables(tables: &[aws_sdk_ec2::types::RouteTable]) -> Vec<discover::Table> {
+    tables
+        .iter()
+        .filter(|t| discover::gateway_association(t).is_none())
+        .map(|t| discover::table(t, &Default::default()))
+        .collect()
+}
+
 /// The link's live instances, and every route to their interfaces plus recorded routes left blackholed when the
 /// host went away. Also the route tables read, by VPC.
 async fn instances_and_routes(
@@ -146,7 +156,7 @@ async fn instances_and_routes(
         .collect();
     let read_tables = |vpc: String, label: &'static str| async move {
         let tables = step(label, ec2.describe_route_tables(&vpc)).await?;
-        Ok::<_, AwsError>((vpc, tables.iter().map(discover::table).collect::<Vec<_>>()))
+        Ok::<_, AwsError>((vpc, link_tables(&tables)))
     };
     // The state's VPC is known: its tables are read beside the instances.
     let tagged = step(
@@ -242,7 +252,7 @@ async fn left_behind(
     for (vpc, destinations) in wanted {
         if !read.iter().any(|(v, _)| v == vpc) {
             let tables = step(tables_step, aws.ec2.describe_route_tables(vpc)).await?;
-            read.push((vpc.clone(), tables.iter().map(discover::table).collect()));
+            read.push((vpc.clone(), link_tables(&tables)));
         }
         let tables = read.iter().filter(|(v, _)| v == vpc).flat_map(|(_, t)| t);
         for t in tables {
@@ -475,6 +485,31 @@ async fn wait_terminated(ec2: &Ec2, ids: &[String]) -> Result<()> {
             )));
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
+/// Read both sides again until nothing of the link is listed, or `budget` has passed; returns what is still listed.
+/// A read right after a delete may still list it (eventual consistency), so one non-empty answer is not a leak.
+pub async fn leak_check(
+    aws: &crate::side::PerSide<SideAws>,
+    link: &str,
+    budget: Duration,
+) -> Result<usize> {
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let (e, w) = crate::side::both(
+            collect(&aws.east, link, None, Purpose::LeakCheck),
+            collect(&aws.west, link, None, Purpose::LeakCheck),
+        )
+        .await;
+        let left = e?.count() + w?.count();
+        if left == 0 || tokio::time::Instant::now() + delay > deadline {
+            return Ok(left);
+        }
+        tracing::debug!("leak check: {left} resource(s) still listed; reading again in {delay:?}");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(8));
     }
 }
 

@@ -53,6 +53,7 @@ fn rule(p: &str, from: i32, to: i32, src: &str) -> RuleKey {
 
 /// Everything `up` promises on one side, read back from AWS.
 async fn assert_side(w: &World, side: &str, peer: &str, test_hosts: bool) {
+    tokio::time::sleep(localstack::settle()).await;
     let ec2 = w.client(side);
     let seed = w.side(side);
     let state = w.state();
@@ -263,7 +264,12 @@ fn assert_calls_are_gated(log: &std::path::Path, command: &str) {
                 "vpcs",
                 "subnets",
                 "tables",
+                "prefix_lists",
+                "prefix_entries",
                 "ami",
+                "itype",
+                "ami_image",
+                "offerings",
                 "kp_find",
                 "addresses",
                 "eip_quota",
@@ -446,6 +452,8 @@ async fn up_provisions_everything_once_status_sees_drift_and_down_removes_all() 
         .send()
         .await
         .unwrap();
+    // The deleted route may still be listed for a moment (eventual consistency; the strict layer does this too).
+    tokio::time::sleep(localstack::settle()).await;
     let status = w.run(&["status", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(report["ok"], false);

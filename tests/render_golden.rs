@@ -17,6 +17,7 @@ fn plan() -> LinkPlan {
         mapped: mapped.iter().map(|c| c.parse().unwrap()).collect(),
         route_tables: vec![format!("rtb-{profile}-main")],
         public_subnet: None,
+        skipped_tables: Vec::new(),
     };
     LinkPlan {
         name: "golden".into(),

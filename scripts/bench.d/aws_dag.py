@@ -25,41 +25,57 @@ UP = {
     "vpcs": ("discover", "chain", ["sts"]),
     "subnets": ("discover", "chain", ["vpcs"]),
     "tables": ("discover", "chain", ["vpcs"]),
+    # routes to managed prefix lists: the lists' sizes and entries (only when a table has such a route)
+    "prefix_lists": ("discover", "chain", ["tables"]),
+    "prefix_entries": ("discover", "fan", ["tables"]),
     # The survey: what the link already has, the account's headroom, the AMI, the DryRun probes.
-    "ami": ("survey", "chain", ["sts"]),  # SSM GetParameter, then DescribeImages
+    # the instance type's architectures (DescribeInstanceTypes) beside both architectures' SSM parameters, then the
+    # chosen AMI is checked (DescribeImages)
+    "itype": ("survey", "chain", ["sts"]),
+    "ami": ("survey", "fan", ["sts"]),
+    "ami_image": ("survey", "chain", ["ami", "itype"]),
+    # the zones that offer the instance type: the hosts' subnets are chosen among them
+    "offerings": ("survey", "chain", ["sts"]),
     "kp_find": ("survey", "chain", ["sts"]),
     "addresses": ("survey", "chain", ["sts"]),
     "eip_quota": ("survey", "chain", ["sts"]),
-    "probe_key": ("survey", "chain", ["sts"]),
+    # only when kp_find found no key pair (a DryRun import of an existing name may answer Duplicate)
+    "probe_key": ("survey", "chain", ["kp_find"]),
     "probe_eip": ("survey", "chain", ["sts"]),
     "groups": ("survey", "chain", ["vpcs"]),
     "instances": ("survey", "chain", ["vpcs"]),
     "probe_sg": ("survey", "chain", ["vpcs"]),
     # the launch probe needs the AMI, the VPC's default group and the public subnet (subnets and their tables)
-    "probe_run": ("preflight", "chain", ["ami", "groups", "subnets", "tables"]),
+    "probe_run": ("preflight", "chain", ["ami", "ami_image", "groups", "subnets", "tables", "offerings"]),
     "kp_delete": ("provision-1", "chain", ["kp_find", "PREFLIGHT"]),
     "kp_import": ("provision-1", "chain", ["kp_find", "kp_delete", "PREFLIGHT"]),
+    # both sides in one account and region: the side whose import was refused as Duplicate reads the other's
+    "kp_find_again": ("provision-1", "chain", ["kp_import"]),
     "sg_tunnel_create": ("provision-1", "chain", ["groups", "PREFLIGHT"]),
     "sg_test_create": ("provision-1", "chain", ["groups", "PREFLIGHT"]),
     # a tunnel group found without today's route destinations named on it (never on a fresh link)
     "sg_tag": ("provision-1", "chain", ["groups", "PREFLIGHT"]),
-    "eip_alloc": ("provision-1", "chain", ["addresses", "PREFLIGHT"]),
+    # a recorded address the survey did not list (a run that died right after allocating): read by id first
+    "eip_read": ("provision-1", "chain", ["addresses", "PREFLIGHT"]),
+    "eip_alloc": ("provision-1", "chain", ["addresses", "eip_read", "PREFLIGHT"]),
+    # a group that CreateSecurityGroup says exists (made by a run that died before it was listed)
+    "sg_find_again": ("provision-1", "chain", ["sg_tunnel_create", "sg_test_create"]),
     # existing groups only: a group made by this run has no ingress rule to read or revoke
     "rules_read": ("provision-2", "chain", ["groups"]),
     "rules_revoke": ("provision-2", "chain", ["rules_read", "PREFLIGHT"]),
     # SSH from the operator and the VPC's own CIDRs
     "rules_tunnel_add": ("provision-2", "fan",
-                         ["groups", "sg_tunnel_create", "rules_read", "rules_revoke", "PLAN", "PREFLIGHT"]),
+                         ["groups", "sg_tunnel_create", "sg_find_again", "rules_read", "rules_revoke", "PLAN", "PREFLIGHT"]),
     # IKE 500, IKE 4500, ESP and ping from the peer's Elastic IP
     "rules_tunnel_peer_add": ("provision-2", "fan",
-                              ["groups", "sg_tunnel_create", "rules_read", "rules_revoke", "PLAN", "PREFLIGHT",
+                              ["groups", "sg_tunnel_create", "sg_find_again", "rules_read", "rules_revoke", "PLAN", "PREFLIGHT",
                                "peer:addresses", "peer:eip_alloc"]),
     # SSH from the tunnel group, then the peer's mapped ranges (PLAN)
     "rules_test_add": ("provision-2", "fan",
                        ["groups", "sg_tunnel_create", "sg_test_create", "rules_read", "rules_revoke", "PLAN",
                         "PREFLIGHT"]),
     "tunnel_run": ("provision-2", "chain",
-                   ["instances", "groups", "sg_tunnel_create", "kp_find", "kp_import", "ami", "subnets", "tables",
+                   ["instances", "groups", "sg_tunnel_create", "kp_find", "kp_import", "kp_find_again", "ami", "ami_image", "subnets", "tables",
                     "PREFLIGHT"]),
     # polls; on a resumed run they may wait for a host an earlier run launched (or this run started)
     "tunnel_wait": ("provision-2", "chain", ["instances", "tunnel_run", "PREFLIGHT"]),
@@ -70,7 +86,7 @@ UP = {
     "eni_read": ("provision-2", "chain", ["instances", "tunnel_run", "tunnel_wait"]),
     "srcdst_off": ("provision-2", "chain", ["eni_read", "instances", "tunnel_run", "tunnel_wait"]),
     "test_run": ("provision-2", "chain",
-                 ["instances", "groups", "sg_test_create", "kp_find", "kp_import", "ami", "subnets", "tables",
+                 ["instances", "groups", "sg_test_create", "kp_find", "kp_import", "kp_find_again", "ami", "ami_image", "subnets", "tables",
                   "PREFLIGHT"]),
     "test_wait": ("provision-2", "chain", ["instances", "test_run", "PREFLIGHT"]),
     "test_start": ("provision-2", "chain", ["instances", "PREFLIGHT"]),
@@ -79,9 +95,10 @@ UP = {
 }
 # gate -> (steps of both sides it waits for, gates it waits for)
 UP_GATES = {
-    "PLAN": (["vpcs", "subnets", "tables"], []),
+    "PLAN": (["vpcs", "subnets", "tables", "prefix_lists", "prefix_entries"], []),
     # what preflight judges: the AMI, the probes, the address headroom, the route tables (PLAN)
-    "PREFLIGHT": (["ami", "addresses", "eip_quota", "probe_key", "probe_eip", "probe_sg", "probe_run"], ["PLAN"]),
+    "PREFLIGHT": (["ami", "ami_image", "itype", "offerings", "addresses", "eip_quota", "probe_key", "probe_eip", "probe_sg",
+                   "probe_run"], ["PLAN"]),
 }
 
 DOWN = {
@@ -261,13 +278,15 @@ def _fresh_up(slow_west_alloc=0.0):
         c("subnets", "DescribeSubnets", 20)
         c("tables", "DescribeRouteTables", 20)
         c("ami", "GetParameter", 10)
-        c("ami", "DescribeImages", 20)
+        c("ami", "GetParameter", 10)
+        c("itype", "DescribeInstanceTypes", 10)
+        c("ami_image", "DescribeImages", 20)
         for s, op in (("kp_find", "DescribeKeyPairs"), ("addresses", "DescribeAddresses"),
-                      ("eip_quota", "DescribeAccountAttributes"), ("probe_key", "ImportKeyPair"),
+                      ("eip_quota", "DescribeAccountAttributes"), ("offerings", "DescribeInstanceTypeOfferings"),
                       ("probe_eip", "AllocateAddress")):
             c(s, op, 10)
         for s, op in (("groups", "DescribeSecurityGroups"), ("instances", "DescribeInstances"),
-                      ("probe_sg", "CreateSecurityGroup")):
+                      ("probe_sg", "CreateSecurityGroup"), ("probe_key", "ImportKeyPair")):
             c(s, op, 20)
         c("probe_run", "RunInstances", 30)  # PREFLIGHT at 40
         c("kp_import", "ImportKeyPair", 40)
@@ -332,7 +351,7 @@ def self_test():
     assert r["idle_ms"] == 0.0, r["idle_ms"]
     ph = {p["phase"]: p for p in r["phases"]}
     assert ph["connect"]["critical_ms"] == 10 and ph["discover"]["critical_ms"] == 20
-    assert ph["survey"]["critical_ms"] == 20  # GetParameter -> DescribeImages
+    assert ph["survey"]["critical_ms"] == 20  # DescribeInstanceTypes | GetParameter -> DescribeImages
     assert ph["provision-1"]["critical_ms"] == 10
     # a fan is as long as one call: rules 10; tunnel host: run, wait, then association = 30; test: run, 2 polls = 30
     assert ph["provision-2"]["critical_ms"] == 30, ph["provision-2"]

@@ -22,17 +22,31 @@ fn from_address(a: &Address) -> Option<ElasticIp> {
 /// The side's Elastic IP exists: the recorded one if the survey saw it, else one found by tag, else a new one.
 pub async fn ensure_allocated(step: &Step<'_>) -> Result<ElasticIp> {
     let tags = LinkTags::new(step.link(), step.side(), ROLE_TUNNEL);
-    let recorded = step
-        .side_state(|s| s.eip.clone())
-        .and_then(|r| step.survey.address(&r.allocation_id).and_then(from_address));
-    let eip = match recorded.or_else(|| {
+    let recorded = match step.side_state(|s| s.eip.clone()) {
+        Some(r) => match step.survey.address(&r.allocation_id).and_then(from_address) {
+            Some(a) => Some(a),
+            // Recorded, yet not listed: allocated a moment ago by a run that died (reads lag; eventual
+            // consistency), or released by hand. Read it by id for a while before allocating another.
+            None => recorded_address(step, &r.allocation_id).await?,
+        },
+        None => None,
+    };
+    let found = recorded.or_else(|| {
         step.survey
             .tagged_addresses(&tags)
             .into_iter()
             .find_map(from_address)
-    }) {
+    });
+    let found = match found {
+        Some(eip) => Some(eip),
+        // An earlier run was allocating when it stopped: its address may exist without being listed yet.
+        None if step.side_state(|s| s.eip_allocating) => allocated_earlier(step, &tags).await?,
+        None => None,
+    };
+    let eip = match found {
         Some(eip) => eip,
         None => {
+            step.record(|s| s.eip_allocating = true)?;
             let (allocation_id, ip) =
                 label("eip_alloc", step.aws.ec2.allocate_address(&tags)).await?;
             ElasticIp {
@@ -44,8 +58,44 @@ pub async fn ensure_allocated(step: &Step<'_>) -> Result<ElasticIp> {
             }
         }
     };
-    step.record(|s| s.eip = Some(eip.clone()))?;
+    step.record(|s| {
+        s.eip = Some(eip.clone());
+        s.eip_allocating = false;
+    })?;
     Ok(eip)
+}
+
+/// How long a run looks for the address an interrupted run may have allocated before allocating another.
+const EARLIER_ALLOCATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The address an interrupted run allocated, once listed by tag; None if none shows within the wait.
+async fn allocated_earlier(step: &Step<'_>, tags: &LinkTags) -> Result<Option<ElasticIp>> {
+    let deadline = tokio::time::Instant::now() + EARLIER_ALLOCATION_WAIT;
+    loop {
+        let listed = label("eip_read", step.aws.ec2.describe_addresses(tags.filters())).await?;
+        if let Some(eip) = listed.iter().find_map(from_address) {
+            return Ok(Some(eip));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The recorded address, read by id until listed (a few seconds at most); None when it is really gone.
+async fn recorded_address(step: &Step<'_>, allocation_id: &str) -> Result<Option<ElasticIp>> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let a = label("eip_read", step.aws.ec2.describe_address(allocation_id)).await?;
+        if let Some(a) = a.as_ref().and_then(from_address) {
+            return Ok(Some(a));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// The Elastic IP is on the tunnel host's network interface (the survey shows an association made earlier).

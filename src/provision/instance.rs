@@ -26,15 +26,15 @@ pub fn ami_parameter(os: Os, arch: &str) -> String {
     }
 }
 
-/// Graviton families carry a "g" after the generation digit (t4g, c7gn, m6gd); everything else here is x86_64.
-pub fn arch_of(instance_type: &str) -> &'static str {
-    let family = instance_type.split('.').next().unwrap_or("");
-    let after_digit = family.trim_start_matches(|c: char| c.is_ascii_alphabetic());
-    let suffix = after_digit.trim_start_matches(|c: char| c.is_ascii_digit());
-    if suffix.starts_with('g') {
-        "arm64"
+/// The architecture to take an AMI for, from what DescribeInstanceTypes says the type supports (arm64 when it
+/// supports it, else x86_64); None when the type supports neither (e.g. Mac types).
+pub fn arch_from(supported: &[String]) -> Option<&'static str> {
+    if supported.iter().any(|a| a == "arm64") {
+        Some("arm64")
+    } else if supported.iter().any(|a| a == "x86_64") {
+        Some("x86_64")
     } else {
-        "x86_64"
+        None
     }
 }
 
@@ -61,14 +61,44 @@ fn primary_eni(i: &Instance) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A ClientToken that stays the same across retries of one launch but differs once an earlier host of this role was
-/// terminated (AWS would otherwise hand back the terminated one). EC2 caps tokens at 64 ASCII characters.
-pub fn client_token(tags: &LinkTags, vpc_id: &str, generation: usize) -> String {
+/// A ClientToken that stays the same across retries of one launch (same link life: same `nonce`) but differs once
+/// an earlier host of this role was terminated (AWS would otherwise hand back the terminated one) and for every new
+/// life of a link name. EC2 caps tokens at 64 ASCII characters, and keeps one for at least 24 hours after the
+/// instance is terminated, answering IdempotentParameterMismatch when it comes back with other parameters
+/// (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html).
+pub fn client_token(tags: &LinkTags, vpc_id: &str, nonce: &str, generation: usize) -> String {
     let digest = crate::configure::sha256_hex(&format!(
-        "{}/{}/{}/{vpc_id}",
+        "{}/{}/{}/{vpc_id}/{nonce}",
         tags.link, tags.side, tags.role
     ));
     format!("vpclink-{generation}-{}", &digest[..40])
+}
+
+/// A fresh launch nonce: 64 random bits as hex.
+pub fn new_nonce() -> String {
+    let mut b = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// How many spent tokens (terminated hosts, or tokens EC2 remembers with other parameters) a launch skips at most.
+const MAX_TOKEN_SKIPS: usize = 8;
+
+/// What to do after RunInstances answered: keep the host, or move on to the next token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenOutcome {
+    Launched,
+    /// The token is spent: it named a host that is gone, or EC2 remembers it with other parameters.
+    NextToken,
+}
+
+pub fn judge_launch(result: Result<bool, &crate::aws::AwsError>) -> Option<TokenOutcome> {
+    match result {
+        Ok(false) => Some(TokenOutcome::Launched),
+        Ok(true) => Some(TokenOutcome::NextToken),
+        Err(e) if e.code() == "IdempotentParameterMismatch" => Some(TokenOutcome::NextToken),
+        Err(_) => None,
+    }
 }
 
 fn host_of(i: &Instance, os: Os) -> Option<Host> {
@@ -85,21 +115,43 @@ fn host_of(i: &Instance, os: Os) -> Option<Host> {
     })
 }
 
-/// The current AMI for the link's OS on this instance type, from the SSM public parameter, checked to exist.
+/// The current AMI for the link's OS on this instance type, from the SSM public parameter, checked to exist. The
+/// type's architecture comes from DescribeInstanceTypes; both architectures' parameters are read beside it, so knowing
+/// the architecture costs no round trip.
 pub async fn resolve_ami(aws: &crate::aws::SideAws, os: Os, instance_type: &str) -> Result<String> {
-    let name = ami_parameter(os, arch_of(instance_type));
     let side = aws.side;
-    let value = aws
-        .ssm
-        .get_parameter()
-        .name(&name)
-        .send()
-        .await
-        .map_err(|e| crate::aws::AwsError::new(side, &aws.profile, "ssm:GetParameter", &name, e))?
-        .parameter
-        .and_then(|p| p.value)
-        .ok_or_else(|| Error::Input(format!("{side} side: SSM parameter {name} has no value")))?;
-    match aws.ec2.describe_image(&value).await? {
+    let parameter = |arch: &'static str| async move {
+        let name = ami_parameter(os, arch);
+        let value = aws
+            .ssm
+            .get_parameter()
+            .name(&name)
+            .send()
+            .await
+            .map_err(|e| {
+                crate::aws::AwsError::new(side, &aws.profile, "ssm:GetParameter", &name, e)
+            })?
+            .parameter
+            .and_then(|p| p.value)
+            .ok_or_else(|| Error::Input(format!("{side} side: SSM parameter {name} has no value")));
+        Ok::<_, Error>((name, value))
+    };
+    let (supported, x86, arm) = tokio::join!(
+        call_log::step("itype", aws.ec2.instance_type_architectures(instance_type)),
+        parameter("x86_64"),
+        parameter("arm64"),
+    );
+    let supported = supported?;
+    let arch = arch_from(&supported).ok_or_else(|| {
+        Error::Input(format!(
+            "{side} side: instance type {instance_type} is not offered in {} or supports neither x86_64 nor arm64 (it supports: {}); pass another --instance-type",
+            aws.region,
+            if supported.is_empty() { "nothing listed".to_string() } else { supported.join(", ") }
+        ))
+    })?;
+    let (name, value) = if arch == "arm64" { arm? } else { x86? };
+    let value = value?;
+    match call_log::step("ami_image", aws.ec2.describe_image(&value)).await? {
         Some(_) => Ok(value),
         None => Err(Error::Input(format!(
             "{side} side: AMI {value} (from {name}) is not visible in {}; pick another --os or region",
@@ -141,6 +193,14 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> 
     {
         Some(i) => ((*i).clone(), false),
         None => {
+            let nonce = match step.side_state(|s| s.launch_nonce.clone()) {
+                Some(n) => n,
+                None => {
+                    let n = new_nonce();
+                    step.record(|s| s.launch_nonce = Some(n.clone()))?;
+                    n
+                }
+            };
             let mut generation = found.len();
             loop {
                 let spec = LaunchSpec {
@@ -151,19 +211,31 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> 
                     security_group_id: req.security_group_id.to_string(),
                     key_name: req.key_name.to_string(),
                     user_data: cloud_init::user_data(req.role, os).to_string(),
-                    client_token: client_token(&tags, step.vpc_id(), generation),
+                    client_token: client_token(&tags, step.vpc_id(), &nonce, generation),
                 };
                 // The key pair or group made a moment ago may not be visible yet; the same ClientToken makes a retry
                 // return the same host.
-                let i = call_log::step(
+                let r = call_log::step(
                     run_step,
                     retry_not_found(|| step.aws.ec2.run_instance(&spec)),
                 )
-                .await?;
-                if !is_gone(&i) || generation > found.len() + 5 {
-                    break (i, true);
+                .await;
+                let outcome = judge_launch(r.as_ref().map(is_gone));
+                let spent = generation >= found.len() + MAX_TOKEN_SKIPS;
+                match (outcome, r) {
+                    (Some(TokenOutcome::NextToken), r) if !spent => {
+                        tracing::debug!(
+                            "{} {}: ClientToken {} is spent ({}); taking the next one",
+                            step.side(),
+                            req.tags_role,
+                            spec.client_token,
+                            r.map(|_| "its host is gone".to_string())
+                                .unwrap_or_else(|e| e.to_string())
+                        );
+                        generation += 1;
+                    }
+                    (_, r) => break (r?, true),
                 }
-                generation += 1; // an old token answered with a terminated host: use a fresh one
             }
         }
     };
@@ -339,11 +411,12 @@ mod tests {
 
     #[test]
     fn architecture_and_ami_parameters() {
-        assert_eq!(arch_of("t3.small"), "x86_64");
-        assert_eq!(arch_of("t4g.small"), "arm64");
-        assert_eq!(arch_of("c7gn.large"), "arm64");
-        assert_eq!(arch_of("m6gd.xlarge"), "arm64");
-        assert_eq!(arch_of("m7i.large"), "x86_64");
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(arch_from(&v(&["x86_64"])), Some("x86_64"));
+        assert_eq!(arch_from(&v(&["i386", "x86_64"])), Some("x86_64"));
+        assert_eq!(arch_from(&v(&["arm64"])), Some("arm64"));
+        assert_eq!(arch_from(&v(&["x86_64_mac"])), None);
+        assert_eq!(arch_from(&[]), None);
         assert_eq!(
             ami_parameter(Os::Al2023, "x86_64"),
             "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -361,9 +434,36 @@ mod tests {
             crate::side::Side::West,
             "tunnel",
         );
-        let a = client_token(&t, "vpc-0123456789abcdef0", 0);
+        let a = client_token(&t, "vpc-0123456789abcdef0", "n1", 0);
         assert!(a.len() <= 64);
-        assert_eq!(a, client_token(&t, "vpc-0123456789abcdef0", 0));
-        assert_ne!(a, client_token(&t, "vpc-0123456789abcdef0", 1));
+        assert_eq!(a, client_token(&t, "vpc-0123456789abcdef0", "n1", 0));
+        assert_ne!(a, client_token(&t, "vpc-0123456789abcdef0", "n1", 1));
+        // A new life of the same link name never presents the old life's tokens.
+        assert_ne!(a, client_token(&t, "vpc-0123456789abcdef0", "n2", 0));
+        let (n1, n2) = (new_nonce(), new_nonce());
+        assert_eq!(n1.len(), 16);
+        assert_ne!(n1, n2);
+    }
+
+    #[test]
+    fn a_remembered_token_with_other_parameters_is_spent_not_fatal() {
+        let err = |code: &str| crate::aws::AwsError {
+            side: crate::side::Side::East,
+            profile: "p".into(),
+            action: "ec2:RunInstances",
+            resource: "r".into(),
+            code: Some(code.into()),
+            message: "m".into(),
+        };
+        assert_eq!(judge_launch(Ok(false)), Some(TokenOutcome::Launched));
+        assert_eq!(judge_launch(Ok(true)), Some(TokenOutcome::NextToken));
+        assert_eq!(
+            judge_launch(Err(&err("IdempotentParameterMismatch"))),
+            Some(TokenOutcome::NextToken)
+        );
+        assert_eq!(
+            judge_launch(Err(&err("InsufficientInstanceCapacity"))),
+            None
+        );
     }
 }

@@ -78,11 +78,60 @@ pub async fn ensure(step: &Step<'_>, public_key: &str) -> Result<String> {
         );
         label("kp_delete", step.aws.ec2.delete_key_pair(&name)).await?;
     }
-    let id = label(
+    let id = match label(
         "kp_import",
         step.aws.ec2.import_key_pair(&name, public_key, &tags),
     )
-    .await?;
+    .await
+    {
+        Ok(id) => id,
+        // Both sides in one account and region share the key pair name: the other side imported it a moment ago.
+        // AWS refuses a second import of a name (InvalidKeyPair.Duplicate,
+        // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html); it is ours if it holds
+        // our public key.
+        Err(e) if e.code() == "InvalidKeyPair.Duplicate" => {
+            adopt(step, &name, public_key, e).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     step.record(|s| s.key_pair_id = Some(id.clone()))?;
     Ok(name)
+}
+
+/// The key pair that answered Duplicate, if it holds `public_key`; read until visible (a key pair imported a
+/// moment ago may not be listed yet: eventual consistency).
+async fn adopt(
+    step: &Step<'_>,
+    name: &str,
+    public_key: &str,
+    duplicate: crate::aws::AwsError,
+) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let found = label(
+            "kp_find_again",
+            step.aws
+                .ec2
+                .describe_key_pairs(vec![crate::aws::tags::filter("key-name", name)]),
+        )
+        .await?;
+        match found.first() {
+            Some(kp) if kp.public_key().is_none_or(|k| key_body(k) == key_body(public_key)) => {
+                return Ok(kp.key_pair_id().unwrap_or(name).to_string())
+            }
+            Some(_) => {
+                return Err(Error::Runtime(format!(
+                    "{}: key pair {name} exists in {} and holds another public key than this link's ({}); another machine or run owns it. Run `vpclink down --name {}` where it was made, or pick another --name",
+                    step.side(),
+                    step.aws.region,
+                    duplicate.code(),
+                    step.link()
+                )))
+            }
+            None if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await
+            }
+            None => return Err(duplicate.into()),
+        }
+    }
 }

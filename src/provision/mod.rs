@@ -15,7 +15,7 @@ pub mod route;
 pub mod security_group;
 pub mod survey;
 
-pub use instance::{ami_parameter, arch_of};
+pub use instance::{ami_parameter, arch_from};
 pub use journal::Journal;
 
 use crate::aws::call_log::step as label;
@@ -210,8 +210,9 @@ async fn preflight_both(
         destinations: &plan.side(side.peer()).mapped,
     };
     let (east, west) = (check(Side::East), check(Side::West));
+    let eip = preflight::eip_problems(&[preflight::eip_need(&east), preflight::eip_need(&west)]);
     let (east, west) = crate::side::both(preflight::check(&east), preflight::check(&west)).await;
-    match preflight::to_error(east.into_iter().chain(west).collect()) {
+    match preflight::to_error(east.into_iter().chain(west).chain(eip).collect()) {
         Some(e) => Err(e),
         None => Ok(()),
     }

@@ -68,9 +68,6 @@ pub async fn check(c: &SideCheck<'_>) -> Vec<String> {
         }
     }
     let mut note = |p: String| problems.push(format!("{side} side: {p}"));
-    if let Some(p) = eip_headroom(c) {
-        note(p);
-    }
 
     // Routes: no foreign route for our destinations, and room in every table.
     let eni = c.state.tunnel.as_ref().and_then(|h| h.eni_id.as_deref());
@@ -90,7 +87,7 @@ pub async fn check(c: &SideCheck<'_>) -> Vec<String> {
                     .tables
                     .iter()
                     .find(|t| t.id == table)
-                    .map_or(0, |t| t.routes.len());
+                    .map_or(0, |t| t.quota_weight);
                 if have + new > limit {
                     note(format!(
                         "route table {table} has {have} routes and needs {new} more, over the quota of {limit}; remove unused routes or request a quota increase (then set VPCLINK_ROUTES_PER_TABLE)"
@@ -102,21 +99,69 @@ pub async fn check(c: &SideCheck<'_>) -> Vec<String> {
     problems
 }
 
-/// This side needs one Elastic IP unless it has its own already; is there room under the quota?
-fn eip_headroom(c: &SideCheck<'_>) -> Option<String> {
+/// One side's claim on its region's Elastic IP pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EipNeed {
+    pub side: crate::side::Side,
+    pub account: String,
+    pub region: String,
+    /// 1 unless the side has its address already.
+    pub needs: usize,
+    /// Addresses the region has in use (all of them count against the quota).
+    pub used: usize,
+    pub quota: usize,
+}
+
+/// This side's claim: one address unless it has its own already (in the state or by tag).
+pub fn eip_need(c: &SideCheck<'_>) -> EipNeed {
     let ours = LinkTags::new(c.link, c.aws.side, ROLE_TUNNEL);
-    if c.state.eip.is_some() || !c.survey.tagged_addresses(&ours).is_empty() {
-        return None;
+    let has = c.state.eip.is_some() || !c.survey.tagged_addresses(&ours).is_empty();
+    EipNeed {
+        side: c.aws.side,
+        account: c.aws.account.clone(),
+        region: c.aws.region.clone(),
+        needs: usize::from(!has),
+        used: c.survey.addresses.len(),
+        // EC2 reports the default quota; an account whose quota was raised says so with VPCLINK_ELASTIC_IP_QUOTA.
+        quota: raised_eip_quota().or(c.survey.eip_quota).unwrap_or(5),
     }
-    // EC2 reports the default quota; an account whose quota was raised says so with VPCLINK_ELASTIC_IP_QUOTA.
-    let quota = raised_eip_quota().or(c.survey.eip_quota).unwrap_or(5);
-    let used = c.survey.addresses.len();
-    (used >= quota).then(|| {
-        format!(
-            "Elastic IP quota exhausted in {}: {used} of {quota} in use; release an unused address or request a quota increase (then set VPCLINK_ELASTIC_IP_QUOTA)",
-            c.aws.region
-        )
-    })
+}
+
+/// Is there room in each pool? The quota is per account and region
+/// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/elastic-ip-addresses-eip.html#using-instance-addressing-limit),
+/// so two sides in one account and region draw on one pool: their needs are added up.
+pub fn eip_problems(needs: &[EipNeed]) -> Vec<String> {
+    let mut pools: Vec<(&str, &str)> = needs
+        .iter()
+        .map(|n| (n.account.as_str(), n.region.as_str()))
+        .collect();
+    pools.sort_unstable();
+    pools.dedup();
+    let mut problems = Vec::new();
+    for (account, region) in pools {
+        let group: Vec<&EipNeed> = needs
+            .iter()
+            .filter(|n| n.account == account && n.region == region)
+            .collect();
+        let wanted: usize = group.iter().map(|n| n.needs).sum();
+        let used = group.iter().map(|n| n.used).max().unwrap_or(0);
+        let quota = group.iter().map(|n| n.quota).min().unwrap_or(0);
+        if wanted == 0 || used + wanted <= quota {
+            continue;
+        }
+        let sides: Vec<String> = group.iter().map(|n| n.side.to_string()).collect();
+        let shared = if group.len() > 1 {
+            format!(" ({} share this account and region)", sides.join(" and "))
+        } else {
+            String::new()
+        };
+        problems.push(format!(
+            "{} {}: Elastic IP quota too small in account {account} {region}: {used} of {quota} in use and this link needs {wanted} more{shared}; release unused addresses or request a quota increase (then set VPCLINK_ELASTIC_IP_QUOTA)",
+            sides.join(" and "),
+            if group.len() > 1 { "sides" } else { "side" },
+        ));
+    }
+    problems
 }
 
 pub fn to_error(problems: Vec<String>) -> Option<Error> {
@@ -127,4 +172,70 @@ pub fn to_error(problems: Vec<String>) -> Option<Error> {
             problems.join("\n  - ")
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::side::Side;
+
+    fn need(side: Side, account: &str, region: &str, needs: usize, used: usize) -> EipNeed {
+        EipNeed {
+            side,
+            account: account.into(),
+            region: region.into(),
+            needs,
+            used,
+            quota: 5,
+        }
+    }
+
+    #[test]
+    fn sides_in_one_account_and_region_share_one_pool() {
+        // One address free: enough for either side alone, not for both.
+        let shared = [
+            need(Side::East, "111", "eu-west-1", 1, 4),
+            need(Side::West, "111", "eu-west-1", 1, 4),
+        ];
+        let p = eip_problems(&shared);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("4 of 5 in use and this link needs 2 more"),
+            "{p:?}"
+        );
+        assert!(
+            p[0].contains("east and west share this account and region"),
+            "{p:?}"
+        );
+        // Two free: both fit.
+        let fits = [
+            need(Side::East, "111", "eu-west-1", 1, 3),
+            need(Side::West, "111", "eu-west-1", 1, 3),
+        ];
+        assert!(eip_problems(&fits).is_empty());
+        // Two regions (or accounts): two pools, one address each.
+        let apart = [
+            need(Side::East, "111", "eu-west-1", 1, 4),
+            need(Side::West, "111", "us-east-1", 1, 4),
+        ];
+        assert!(eip_problems(&apart).is_empty());
+        let other_account = [
+            need(Side::East, "111", "eu-west-1", 1, 4),
+            need(Side::West, "222", "eu-west-1", 1, 4),
+        ];
+        assert!(eip_problems(&other_account).is_empty());
+        // A side that has its address needs none (its address is among those in use).
+        let resumed = [
+            need(Side::East, "111", "eu-west-1", 0, 4),
+            need(Side::West, "111", "eu-west-1", 1, 4),
+        ];
+        assert!(eip_problems(&resumed).is_empty());
+        let resumed_full = [
+            need(Side::East, "111", "eu-west-1", 0, 5),
+            need(Side::West, "111", "eu-west-1", 1, 5),
+        ];
+        assert!(eip_problems(&resumed_full)[0].contains("needs 1 more"));
+        let full = [need(Side::East, "111", "eu-west-1", 1, 5)];
+        assert!(eip_problems(&full)[0].starts_with("east side: Elastic IP quota too small"));
+    }
 }

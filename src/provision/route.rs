@@ -160,8 +160,10 @@ mod tests {
                     destination: d.parse().unwrap(),
                     target: t.to_string(),
                     blackhole: t.ends_with("-old"),
+                    prefix_list: None,
                 })
                 .collect(),
+            quota_weight: routes.len(),
         }
     }
 

@@ -208,6 +208,44 @@ pub fn diff(desired: &[Rule], existing: &[(String, Rule)]) -> (Vec<Rule>, Vec<St
 
 /// The group for `role` exists: the recorded one if the survey saw it, else one found by tag, else a new one.
 /// Returns its id.
+/// The group named like ours that CreateSecurityGroup says exists: read until listed, and taken only if it carries
+/// this link's tags (a group of that name that is not ours is reported, never used).
+async fn adopt_group(
+    step: &Step<'_>,
+    tags: &LinkTags,
+    duplicate: crate::aws::AwsError,
+) -> Result<String> {
+    let name = tags.name();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let found = label(
+            "sg_find_again",
+            step.aws.ec2.describe_security_groups(vec![
+                crate::aws::tags::filter("vpc-id", step.vpc_id()),
+                crate::aws::tags::filter("group-name", &name),
+            ]),
+        )
+        .await?;
+        match found.first() {
+            Some(g) if tags.matches(g.tags()) => {
+                return Ok(g.group_id().unwrap_or_default().to_string())
+            }
+            Some(g) => {
+                return Err(crate::error::Error::Input(format!(
+                    "{} side: security group {name} ({}) exists in VPC {} without this link's tags; it is not vpclink's to use: rename or delete it, or pick another --name",
+                    step.side(),
+                    g.group_id().unwrap_or("?"),
+                    step.vpc_id()
+                )))
+            }
+            None if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await
+            }
+            None => return Err(duplicate.into()),
+        }
+    }
+}
+
 pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<String> {
     let is_tunnel = role == ROLE_TUNNEL;
     let recorded = step.side_state(|s| {
@@ -258,7 +296,15 @@ pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<String>
                 .aws
                 .ec2
                 .create_security_group(step.vpc_id(), &name, &tags);
-            label(create_step, made).await?
+            match label(create_step, made).await {
+                Ok(id) => id,
+                // Made by an earlier run that died before the survey could list it (reads lag creates: eventual
+                // consistency, https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html).
+                Err(e) if e.code() == "InvalidGroup.Duplicate" => {
+                    adopt_group(step, &tags, e).await?
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     };
     step.record(|s| {

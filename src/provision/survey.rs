@@ -33,6 +33,8 @@ pub struct Survey {
     pub addresses: Vec<Address>,
     /// The Elastic IP quota EC2 reports (None when VPCLINK_ELASTIC_IP_QUOTA says it, or EC2 does not).
     pub eip_quota: Option<usize>,
+    /// The zones of the region that offer the instance type (None: the read failed, see `problems`).
+    pub offered_zones: Option<std::collections::BTreeSet<String>>,
     /// Every security group of the VPC: its default group (the launch probe uses it) and the link's.
     pub groups: Vec<SecurityGroup>,
     /// This side's hosts of the link in the VPC, in any state.
@@ -106,11 +108,27 @@ pub async fn discover_and_survey(
     };
     let key_name = super::key_pair::key_name(&req.link);
     let ami = step("ami", resolve_ami(aws, req.os, &req.instance_type));
-    let key_pair = step(
-        "kp_find",
-        aws.ec2
-            .describe_key_pairs(vec![filter("key-name", &key_name)]),
-    );
+    // The import probe only when the key pair is not there: AWS may answer a DryRun import of an existing name with
+    // InvalidKeyPair.Duplicate instead of DryRunOperation, which says nothing about permission.
+    let key_pair = async {
+        let found = step(
+            "kp_find",
+            aws.ec2
+                .describe_key_pairs(vec![filter("key-name", &key_name)]),
+        )
+        .await;
+        let probe = match &found {
+            Ok(k) if k.is_empty() => {
+                step(
+                    "probe_key",
+                    aws.ec2.probe_import_key_pair(&key_name, &req.public_key),
+                )
+                .await
+            }
+            _ => Ok(()),
+        };
+        (found, probe)
+    };
     let addresses = step("addresses", aws.ec2.describe_addresses(Vec::new()));
     let quota = async {
         if super::preflight::raised_eip_quota().is_some() {
@@ -118,14 +136,11 @@ pub async fn discover_and_survey(
         }
         step("eip_quota", aws.ec2.elastic_ip_quota()).await
     };
-    let probe_key = step(
-        "probe_key",
-        aws.ec2.probe_import_key_pair(&key_name, &req.public_key),
-    );
     let probe_eip = step("probe_eip", aws.ec2.probe_allocate_address());
+    let offered = step("offerings", aws.ec2.instance_type_zones(&req.instance_type));
 
-    let (vpc_part, ami, key_pairs, addresses, quota, probe_key, probe_eip) =
-        tokio::join!(in_vpc, ami, key_pair, addresses, quota, probe_key, probe_eip);
+    let (vpc_part, ami, (key_pairs, probe_key), addresses, quota, probe_eip, offered) =
+        tokio::join!(in_vpc, ami, key_pair, addresses, quota, probe_eip, offered);
     let (facts, groups, instances, probe_sg) = vpc_part?;
 
     let side = aws.side;
@@ -154,6 +169,7 @@ pub async fn discover_and_survey(
     let addresses = or_problem(addresses, &mut problems).unwrap_or_default();
     let groups = or_problem(groups, &mut problems).unwrap_or_default();
     let instances = or_problem(instances, &mut problems).unwrap_or_default();
+    let offered_zones = or_problem(offered, &mut problems);
     Ok((
         facts,
         Survey {
@@ -161,6 +177,7 @@ pub async fn discover_and_survey(
             key_pair,
             addresses,
             eip_quota,
+            offered_zones,
             groups,
             instances,
             problems,

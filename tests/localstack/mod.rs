@@ -275,7 +275,23 @@ impl Counts {
     }
 }
 
+/// How long the strict layer (localstack/strict) may show a read that lags a change: what was created a moment ago
+/// is hidden and what was deleted still listed for this long (its VPCLINK_STRICT_CONSISTENCY_MS and _STALE_MS).
+pub fn settle() -> Duration {
+    let ms = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    Duration::from_millis(
+        ms("VPCLINK_STRICT_CONSISTENCY_MS", 1500).max(ms("VPCLINK_STRICT_STALE_MS", 1500)) + 300,
+    )
+}
+
+/// Counts as AWS settles on them: the harness reads the truth, after the lag a client would see has passed.
 pub async fn count(w: &World, side: &str) -> Counts {
+    tokio::time::sleep(settle()).await;
     let ec2 = w.client(side);
     let link = || tag("vpclink:link", &w.name);
     let instances = ec2
@@ -350,4 +366,43 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One HTTP/1.0 exchange with the strict layer's control endpoint (no HTTP client crate for two calls).
+fn strict_http(url: &str, method: &str, path: &str, body: &str) -> Result<String, String> {
+    let hostport = url
+        .strip_prefix("http://")
+        .map(|s| s.trim_end_matches('/'))
+        .ok_or("not an http URL")?;
+    let mut s = std::net::TcpStream::connect(hostport).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") {
+        Ok(body.to_string())
+    } else {
+        Err(head.lines().next().unwrap_or("no answer").to_string())
+    }
+}
+
+/// Per-account settings of the strict layer in front of LocalStack (localstack/strict): `settings` is a JSON
+/// object's members, e.g. `"eip_quota": 3`. Panics when no strict layer answers: these tests are about it.
+pub fn strict_config(url: &str, account: &str, settings: &str) {
+    let body = format!("{{\"account\": \"{account}\", {settings}}}");
+    strict_http(url, "POST", "/_strict/config", &body).unwrap_or_else(|e| {
+        panic!("the strict layer (localstack/strict) did not take {body} at {url}: {e}; is LocalStack started by localstack/run with VPCLINK_STRICT unset?")
+    });
+}
+
+/// The strict layer's counters for one account, as JSON.
+pub fn strict_stats(url: &str, account: &str) -> serde_json::Value {
+    let body = strict_http(url, "GET", &format!("/_strict/stats?account={account}"), "")
+        .unwrap_or_else(|e| panic!("no strict layer stats at {url}: {e}"));
+    serde_json::from_str(&body).expect("stats JSON")
 }

@@ -13,6 +13,8 @@ pub struct SeedSpec {
     pub east_public: bool,
     /// Extra routes (destination -> the internet gateway) in east's main table.
     pub east_extra_routes: Vec<&'static str>,
+    /// Both VPCs in one account and one region (east's): two VPCs of one team.
+    pub one_account: bool,
 }
 
 impl Default for SeedSpec {
@@ -23,6 +25,7 @@ impl Default for SeedSpec {
             east_secondary: Some("10.5.0.0/16"),
             east_public: true,
             east_extra_routes: Vec::new(),
+            one_account: false,
         }
     }
 }
@@ -54,13 +57,13 @@ fn named(resource: ResourceType, name: &str) -> TagSpecification {
 
 async fn seed_side(
     url: &str,
+    account: String,
     region: &str,
     cidr: &str,
     secondary: Option<&str>,
     public: bool,
     extra_routes: &[&str],
 ) -> SideSeed {
-    let account = super::fresh_account();
     let ec2 = super::ec2(url, &account, region);
     let vpc = ec2
         .create_vpc()
@@ -191,16 +194,31 @@ async fn seed_side(
 }
 
 pub async fn seed(url: &str, spec: &SeedSpec) -> Seed {
+    let east_account = super::fresh_account();
+    let (west_account, west_region) = if spec.one_account {
+        (east_account.clone(), "us-east-1")
+    } else {
+        (super::fresh_account(), "us-west-2")
+    };
     let (east, west) = tokio::join!(
         seed_side(
             url,
+            east_account,
             "us-east-1",
             spec.east_cidr,
             spec.east_secondary,
             spec.east_public,
             &spec.east_extra_routes
         ),
-        seed_side(url, "us-west-2", spec.west_cidr, None, true, &[])
+        seed_side(
+            url,
+            west_account,
+            west_region,
+            spec.west_cidr,
+            None,
+            true,
+            &[]
+        )
     );
     Seed { east, west }
 }

@@ -41,10 +41,15 @@ impl Ec2 {
             .domain(DomainType::Vpc)
             .send()
             .await;
-        dry_run_outcome(
+        // A full pool answers AddressLimitExceeded: that is the quota (preflight's headroom check reports it with
+        // the figures), not a missing permission.
+        match dry_run_outcome(
             r.map(|_| ())
                 .map_err(self.err("ec2:AllocateAddress", "an Elastic IP")),
-        )
+        ) {
+            Err(e) if e.code() == "AddressLimitExceeded" => Ok(()),
+            other => other,
+        }
     }
 
     pub async fn probe_run_instances(&self, spec: &LaunchSpec) -> R<()> {

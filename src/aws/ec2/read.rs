@@ -43,6 +43,89 @@ impl Ec2 {
             .map_err(self.err("ec2:DescribeRouteTables", vpc_id))
     }
 
+    /// (prefix list id, maximum entries) of the named managed prefix lists.
+    pub async fn describe_prefix_lists(&self, ids: &[String]) -> R<Vec<(String, usize)>> {
+        let lists: Vec<_> = self
+            .client
+            .describe_managed_prefix_lists()
+            .set_prefix_list_ids(Some(ids.to_vec()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(self.err("ec2:DescribeManagedPrefixLists", ids.join(" ")))?;
+        Ok(lists
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    l.prefix_list_id()?.to_string(),
+                    l.max_entries().unwrap_or(0).max(0) as usize,
+                ))
+            })
+            .collect())
+    }
+
+    /// The CIDRs of one managed prefix list (AWS-managed lists included), as text: IPv4 or IPv6.
+    pub async fn prefix_list_entries(&self, id: &str) -> R<Vec<String>> {
+        let entries: Vec<_> = self
+            .client
+            .get_managed_prefix_list_entries()
+            .prefix_list_id(id)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(self.err("ec2:GetManagedPrefixListEntries", id))?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| e.cidr().map(str::to_string))
+            .collect())
+    }
+
+    /// The CPU architectures an instance type supports (x86_64, arm64, ...), from DescribeInstanceTypes rather than
+    /// from the type's name.
+    pub async fn instance_type_architectures(&self, instance_type: &str) -> R<Vec<String>> {
+        let out = self
+            .client
+            .describe_instance_types()
+            .instance_types(aws_sdk_ec2::types::InstanceType::from(instance_type))
+            .send()
+            .await
+            .map_err(self.err("ec2:DescribeInstanceTypes", instance_type))?;
+        Ok(out
+            .instance_types()
+            .iter()
+            .filter_map(|t| t.processor_info())
+            .flat_map(|p| p.supported_architectures())
+            .map(|a| a.as_str().to_string())
+            .collect())
+    }
+
+    /// The availability zones (names) of this region where the instance type is offered. Not every type is offered
+    /// in every zone (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html).
+    pub async fn instance_type_zones(
+        &self,
+        instance_type: &str,
+    ) -> R<std::collections::BTreeSet<String>> {
+        let offerings: Vec<_> = self
+            .client
+            .describe_instance_type_offerings()
+            .location_type(aws_sdk_ec2::types::LocationType::AvailabilityZone)
+            .filters(crate::aws::tags::filter("instance-type", instance_type))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(self.err("ec2:DescribeInstanceTypeOfferings", instance_type))?;
+        Ok(offerings
+            .iter()
+            .filter_map(|o| o.location().map(str::to_string))
+            .collect())
+    }
+
     /// The account's Elastic IP quota for VPC addresses, when EC2 reports it.
     pub async fn elastic_ip_quota(&self) -> R<Option<u32>> {
         let out = self
@@ -199,8 +282,11 @@ impl Ec2 {
     }
 
     /// The instance's serial console text (cloud-init prints the SSH host keys there), decoded; None while the
-    /// instance has printed nothing yet.
-    pub async fn console_output(&self, instance_id: &str) -> R<Option<String>> {
+    /// instance has printed nothing yet. `latest` asks for the live console rather than the buffered copy posted at
+    /// state transitions; "This option is supported on instance types that use the Nitro hypervisor" (EC2 API
+    /// reference, GetConsoleOutput: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html),
+    /// so the caller asks again without it when it is refused (provision::host_keys).
+    pub async fn console_output(&self, instance_id: &str, latest: bool) -> R<Option<String>> {
         if is_placeholder(instance_id) {
             return Ok(None);
         }
@@ -208,7 +294,7 @@ impl Ec2 {
             .client
             .get_console_output()
             .instance_id(instance_id)
-            .latest(true)
+            .set_latest(latest.then_some(true))
             .send()
             .await
         {
