@@ -258,12 +258,49 @@ pub fn sha256_hex(s: &str) -> String {
         .collect()
 }
 
+/// What a host must have applied: one hash over every file (path, mode, content) and every apply command. Written
+/// on the host as the last apply step (see [`stamp_path`]), so matching files alone never pass for an applied
+/// configuration (a run that died between writing and applying left matching files behind).
+pub fn stamp(cfg: &render::HostConfig) -> String {
+    let mut text = String::new();
+    for f in &cfg.files {
+        text.push_str(&format!("{}\0{:o}\0{}\0", f.path, f.mode, f.content));
+    }
+    for c in &cfg.apply {
+        text.push_str(c);
+        text.push('\0');
+    }
+    sha256_hex(&text)
+}
+
+/// Where the host keeps the stamp of what it applied last.
+pub fn stamp_path(dir: &str) -> String {
+    format!("{dir}/applied")
+}
+
+/// Why the apply commands must run, or None when the host has applied exactly this configuration and runs it.
+pub fn apply_reason(changed: usize, stamp_matches: bool, active: bool) -> Option<String> {
+    if changed > 0 {
+        Some(format!("{changed} file(s) changed"))
+    } else if !stamp_matches {
+        Some(
+            "files in place but never applied (an earlier configure stopped before applying)"
+                .to_string(),
+        )
+    } else if !active {
+        Some("files in place but the services were not running".to_string())
+    } else {
+        None
+    }
+}
+
 /// Push and apply one host's configuration; returns what changed.
 fn push(
     conn: &Conn,
     side: Side,
     cfg: &render::HostConfig,
     unit: &str,
+    dir: &str,
 ) -> Result<HostReport, SshError> {
     let paths: Vec<String> = cfg
         .files
@@ -286,31 +323,45 @@ fn push(
     for f in cfg.files.iter().filter(|f| changed.contains(&f.path)) {
         conn.write_file(&f.path, f.mode, &f.content)?;
     }
+    // Tests only (scripts/lab): stop here, as a run whose connection dropped between writing and applying would.
+    if !changed.is_empty() && std::env::var_os("VPCLINK_STOP_BEFORE_APPLY").is_some() {
+        return Err(SshError::Command {
+            host: conn.label.clone(),
+            command: "apply".into(),
+            status: 1,
+            stderr: "stopped after writing, before applying (VPCLINK_STOP_BEFORE_APPLY, tests only)".into(),
+        });
+    }
     let active = conn
         .run(&format!(
             "systemctl is-active --quiet {unit} && systemctl is-active --quiet ipsec.service"
         ))?
         .status
         == 0;
-    let reason = if !changed.is_empty() {
-        format!("{} file(s) changed", changed.len())
-    } else if !active {
-        "files in place but the services were not running".to_string()
-    } else {
-        "already configured".to_string()
-    };
-    let applied = !changed.is_empty() || !active;
+    let want = stamp(cfg);
+    let stamp_file = stamp_path(dir);
+    let have = conn.run(&format!(
+        "cat {} 2>/dev/null",
+        crate::ssh::quote(&stamp_file)
+    ))?;
+    let reason = apply_reason(changed.len(), have.stdout.trim() == want, active);
+    let applied = reason.is_some();
     if applied {
+        // The stamp goes first out of date, so a run that stops in the middle of applying is applied again.
+        conn.check(&format!("rm -f {}", crate::ssh::quote(&stamp_file)))?;
         for cmd in &cfg.apply {
             conn.check(cmd)?;
         }
+        // Everything the apply wrote (unit symlinks, libreswan's state) on disk before the stamp says "applied".
+        conn.check("sync")?;
+        conn.write_file(&stamp_file, 0o644, &format!("{want}\n"))?;
     }
     Ok(HostReport {
         side,
         host: conn.label.clone(),
         files_changed: changed,
         applied,
-        reason,
+        reason: reason.unwrap_or_else(|| "already configured".to_string()),
     })
 }
 
@@ -346,7 +397,7 @@ pub fn configure(
             peer: &prepared.get(side.peer()).facts,
         };
         let cfg = render::tunnel_host(&view);
-        push(&p.conn, side, &cfg, &view.unit_name()).map_err(crate::Error::from)
+        push(&p.conn, side, &cfg, &view.unit_name(), &view.dir()).map_err(crate::Error::from)
     })?;
     let applied = reports.east.applied || reports.west.applied;
     let sa_up_after_s = if applied {
@@ -437,6 +488,36 @@ pub fn human(r: &ConfigureReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matching_files_are_not_enough_without_the_applied_stamp() {
+        assert_eq!(apply_reason(0, true, true), None);
+        assert!(apply_reason(0, false, true)
+            .unwrap()
+            .contains("never applied"));
+        assert!(apply_reason(0, true, false)
+            .unwrap()
+            .contains("not running"));
+        assert!(apply_reason(2, true, true)
+            .unwrap()
+            .contains("2 file(s) changed"));
+        let file = |c: &str| render::FileSpec {
+            path: "/etc/x".into(),
+            mode: 0o644,
+            content: c.into(),
+        };
+        let cfg = |c: &str, cmd: &str| render::HostConfig {
+            files: vec![file(c)],
+            apply: vec![cmd.into()],
+        };
+        // The stamp covers contents, modes and commands alike.
+        assert_eq!(stamp(&cfg("a", "x")), stamp(&cfg("a", "x")));
+        assert_ne!(stamp(&cfg("a", "x")), stamp(&cfg("b", "x")));
+        assert_ne!(stamp(&cfg("a", "x")), stamp(&cfg("a", "y")));
+        let mut other_mode = cfg("a", "x");
+        other_mode.files[0].mode = 0o600;
+        assert_ne!(stamp(&cfg("a", "x")), stamp(&other_mode));
+    }
 
     #[test]
     fn route_get_is_parsed() {

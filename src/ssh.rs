@@ -244,10 +244,14 @@ impl Conn {
         })
     }
 
-    /// Write `content` to `path` through a temporary file and a rename, so a reader never sees half a file.
+    /// Write `content` to `path` durably: a temporary file, fsynced, renamed into place, and the directory fsynced,
+    /// so a reader never sees half a file and a power cut right after leaves either the old file or the new one,
+    /// never an empty one (ext4's delayed allocation loses unsynced data on a hard reset: measured in the lab).
+    /// `sync FILE` fsyncs that file or directory (GNU coreutils >= 8.24, "sync invocation"; AL2023, Debian and
+    /// Ubuntu all ship newer).
     pub fn write_file(&self, path: &str, mode: u32, content: &str) -> Result<(), SshError> {
         let script = format!(
-            "set -e; d=$(dirname {p}); mkdir -p \"$d\"; t={p}.vpclink-new; umask 077; cat > \"$t\"; chmod {mode:o} \"$t\"; mv -f \"$t\" {p}",
+            "set -e; d=$(dirname {p}); mkdir -p \"$d\"; t={p}.vpclink-new; umask 077; cat > \"$t\"; chmod {mode:o} \"$t\"; sync \"$t\"; mv -f \"$t\" {p}; sync \"$d\"",
             p = quote(path)
         );
         let out = self.run_with_input(&script, content.as_bytes())?;
