@@ -1,7 +1,7 @@
 //! The AWS-facing subcommands (plan, up, status, down): connect both sides, then hand over to discover, provision,
 //! status or teardown, and print through `Output`.
 
-use crate::aws::{self, ConnectError, DryRunLog, SideAws, SideTarget};
+use crate::aws::{self, DryRunLog, SideAws, SideTarget};
 use crate::cli::{DownArgs, NameArg, PlanArgs, UpArgs};
 use crate::discover::{self, SideFacts};
 use crate::error::{Error, Result};
@@ -14,17 +14,6 @@ use crate::state::{LinkState, StateFiles};
 use crate::{status, teardown};
 use serde::Serialize;
 
-fn connect_error(e: ConnectError) -> Error {
-    match e {
-        ConnectError::Identity(aws) if !e_is_usage(&aws) => Error::Aws(aws),
-        other => Error::Input(other.to_string()),
-    }
-}
-
-fn e_is_usage(e: &aws::AwsError) -> bool {
-    e.code.is_some()
-}
-
 /// Connect both sides at once.
 pub async fn connect(
     targets: PerSide<SideTarget>,
@@ -35,15 +24,9 @@ pub async fn connect(
         aws::connect(&targets.west, dry),
     )
     .await;
-    // Report both sides' problems at once when both fail.
-    match (east, west) {
-        (Ok(e), Ok(w)) => Ok(PerSide::new(e, w)),
-        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(connect_error(e)),
-        (Err(e), Err(w)) => match (connect_error(e), connect_error(w)) {
-            (Error::Input(a), Error::Input(b)) => Err(Error::Input(format!("{a}\n{b}"))),
-            (a, _) => Err(a),
-        },
-    }
+    // Report both sides' problems at once when both fail; each keeps its kind (Error::exit_code chooses).
+    let (e, w) = Error::both(east.map_err(Error::from), west.map_err(Error::from))?;
+    Ok(PerSide::new(e, w))
 }
 
 fn targets(a: &PlanArgs) -> PerSide<SideTarget> {
@@ -140,11 +123,8 @@ async fn plan_connected(
         }
     };
     let (east, west) = crate::side::both(side_facts(Side::East), side_facts(Side::West)).await;
-    let ((east, east_survey), (west, west_survey)) = match (east, west) {
-        (Ok(e), Ok(w)) => (e, w),
-        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
-        (Err(e), Err(w)) => return Err(Error::Input(format!("{e}\n{w}"))),
-    };
+    // Both sides' errors together, each keeping its kind (a throttled read stays a run-time failure).
+    let ((east, east_survey), (west, west_survey)) = Error::both(east, west)?;
     let mut facts = PerSide::new(east, west);
     let mut survey = east_survey
         .zip(west_survey)
@@ -164,7 +144,7 @@ async fn plan_connected(
         {
             let problem = format!("{side} side: {p}");
             match survey.as_mut() {
-                Some(s) => s.get_mut(side).problems.push(problem),
+                Some(s) => s.get_mut(side).problems.push(problem.into()),
                 None => return Err(Error::Input(problem)),
             }
         }
@@ -289,6 +269,7 @@ pub async fn plan(a: PlanArgs, out: &Output) -> Result<()> {
 
 pub async fn up(a: UpArgs, out: &Output) -> Result<()> {
     let files = StateFiles::for_link(&a.plan.name.name)?;
+    let _lock = crate::lock::acquire(&files).await?;
     let dry = a.dry_run.then(DryRunLog::default);
     let existing = existing_state(&files)?;
     // The link's key (made here the first time: ~12 ms unoptimised) while both sides connect.
@@ -394,7 +375,7 @@ pub async fn pin_host_keys(files: &StateFiles, out: &Output) -> Result<()> {
 /// Emulators hand out Elastic IPs in 127.0.0.0/8: SSH to port 22 there would reach this machine's own sshd, not a
 /// tunnel host. (A lab that forwards loopback ports to its guests uses other ports.)
 pub fn refuse_loopback_ssh(state: &LinkState) -> Result<()> {
-    if std::env::var_os("VPCLINK_ALLOW_LOOPBACK_SSH").is_some() {
+    if crate::settings::get().allow_loopback_ssh {
         return Ok(());
     }
     for side in Side::BOTH {
@@ -513,6 +494,7 @@ struct DownReport {
 
 pub async fn down(a: DownArgs, out: &Output) -> Result<()> {
     let files = StateFiles::for_link(&a.name.name)?;
+    let _lock = crate::lock::acquire(&files).await?;
     let state = if files.exists() {
         Some(files.load()?)
     } else {

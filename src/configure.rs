@@ -44,17 +44,29 @@ pub struct ConfigureReport {
     pub sa_up_after_s: Option<u64>,
 }
 
-/// How long configure waits for the SA after applying, so that an immediate verify tests a settled link.
+/// How long configure waits for the SA and a GRE echo after applying, so that an immediate verify tests a settled
+/// link.
 const SA_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
-fn sa_up(conn: &Conn, conn_name: &str) -> bool {
-    conn.run("ipsec whack --trafficstatus 2>/dev/null")
+/// The link carries traffic from this side: the ESP SA is up and the GRE peer answers through it. After an apply
+/// the first packets can be lost while both ends settle on one pair of SAs (measured in the lab: up to ~10 s after
+/// a restart of one side), so "SA up" alone does not mean the link works yet.
+fn sa_up(conn: &Conn, conn_name: &str, side: Side) -> bool {
+    let esp = conn
+        .run("ipsec whack --trafficstatus 2>/dev/null")
         .map(|o| {
             o.stdout
                 .lines()
                 .any(|l| l.contains(&format!("\"{conn_name}\"")) && l.contains("type=ESP"))
         })
-        .unwrap_or(false)
+        .unwrap_or(false);
+    let (_, peer_inner) = render::gre_inner(side);
+    esp && conn
+        .run(&format!(
+            "ping -n -c 1 -W 1 -I {} {peer_inner} >/dev/null 2>&1",
+            render::GRE_IF
+        ))
+        .is_ok_and(|o| o.status == 0)
 }
 
 /// How long `connect` keeps trying a host whose sshd is not accepting connections yet: a fresh instance starts
@@ -329,7 +341,9 @@ fn push(
             host: conn.label.clone(),
             command: "apply".into(),
             status: 1,
-            stderr: "stopped after writing, before applying (VPCLINK_STOP_BEFORE_APPLY, tests only)".into(),
+            stderr:
+                "stopped after writing, before applying (VPCLINK_STOP_BEFORE_APPLY, tests only)"
+                    .into(),
         });
     }
     let active = conn
@@ -401,13 +415,13 @@ pub fn configure(
     })?;
     let applied = reports.east.applied || reports.west.applied;
     let sa_up_after_s = if applied {
-        pb.set_message("configure: waiting for the IPsec SA");
+        pb.set_message("configure: waiting for the IPsec SA and traffic through GRE");
         let conn_name = format!("vpclink-{}", state.name);
         let start = std::time::Instant::now();
         loop {
             if Side::BOTH
                 .iter()
-                .all(|&side| sa_up(&prepared.get(side).conn, &conn_name))
+                .all(|&side| sa_up(&prepared.get(side).conn, &conn_name, side))
             {
                 break Some(start.elapsed().as_secs());
             }
@@ -475,10 +489,10 @@ pub fn human(r: &ConfigureReport) -> String {
     match (r.changed, r.sa_up_after_s) {
         (false, _) => s.push_str("configure: no change; everything was already in place\n"),
         (true, Some(t)) => s.push_str(&format!(
-            "configure: changes applied; IPsec SA up {t} s later\n"
+            "configure: changes applied; IPsec SA up and GRE answering {t} s later\n"
         )),
         (true, None) => s.push_str(&format!(
-            "configure: changes applied, but the IPsec SA was not up after {} s; `vpclink verify` shows why\n",
+            "configure: changes applied, but the link did not carry traffic (ESP SA and a GRE echo) within {} s; `vpclink verify` shows why\n",
             SA_WAIT.as_secs()
         )),
     }

@@ -16,11 +16,21 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
 
+    // The VPCLINK_* settings, parsed once, before anything is done: a bad value is bad input (exit 2).
+    if let Err(e) = vpclink::settings::init() {
+        let e = vpclink::Error::from(e);
+        eprintln!("vpclink: {e}");
+        std::process::exit(e.exit_code());
+    }
+
+    // Worker threads get the main thread's stack size: the debug build's larger futures must never overflow 2 MiB.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 << 20)
         .build()
         .expect("tokio runtime");
-    let code = match runtime.block_on(vpclink::run::run(cli)) {
+    // The command's future lives on the heap, not on the main thread's stack.
+    let code = match runtime.block_on(Box::pin(vpclink::run::run(cli))) {
         Ok(()) => 0,
         Err(e) => {
             if !matches!(e, vpclink::Error::ChecksFailed { .. }) || !e.to_string().is_empty() {

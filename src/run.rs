@@ -64,6 +64,7 @@ pub async fn verify_link(
 
 pub async fn configure_cmd(a: &NameArg, out: &Output) -> Result<()> {
     let files = StateFiles::for_link(&a.name)?;
+    let _lock = crate::lock::acquire(&files).await?;
     let (report, _) = configure_link(&files, out).await?;
     out.emit(&report, || configure::human(&report));
     Ok(())

@@ -71,7 +71,7 @@ impl<T> PerSide<T> {
 /// Hidden switch for `scripts/bench`: `VPCLINK_SERIAL_SIDES=1` makes [`both`] and [`try_both`] run the east side's
 /// work to the end before the west side's, so one can measure what running the sides at once saves. Not for users.
 pub fn serial_sides() -> bool {
-    std::env::var_os("VPCLINK_SERIAL_SIDES").is_some_and(|v| v == "1")
+    crate::settings::get().serial_sides
 }
 
 /// Both sides' work at once (east, then west, under [`serial_sides`]).

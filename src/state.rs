@@ -180,6 +180,9 @@ pub enum StateError {
     },
     #[error("state {path} has schema {found}, this vpclink understands {SCHEMA}; use a matching vpclink")]
     Schema { path: PathBuf, found: u32 },
+    /// Parsed, but not a state vpclink could have written (a hand edit, a merge): refused before anything uses it.
+    #[error("state {path} is not valid: {}: {}; fix: {}, or remove the file (`vpclink down --east P --west P` still finds the link's resources by tag)", .invalid.field, .invalid.problem, .invalid.fix)]
+    Invalid { path: PathBuf, invalid: Invalid },
     #[error(
         "cannot write state {path}: {source}; check the directory's permissions and free space"
     )]
@@ -189,6 +192,123 @@ pub enum StateError {
     },
     #[error("set HOME or XDG_STATE_HOME so vpclink knows where to keep link state")]
     NoHome,
+}
+
+/// What is wrong with a state, where, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The JSON path of the field: "plan.east.mapped[0]".
+    pub field: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+/// The rules every state vpclink writes keeps, which the rest of vpclink relies on (translation, routes, rules):
+/// each side has at least one CIDR and exactly one mapped range per CIDR, of the same size, all network addresses;
+/// the ids that name AWS resources are not empty; every owned route is for a mapped range of the peer.
+pub fn validate(state: &LinkState) -> Result<(), Invalid> {
+    let bad = |field: String, problem: String, fix: String| {
+        Err(Invalid {
+            field,
+            problem,
+            fix,
+        })
+    };
+    if state.name.is_empty() || state.name != state.plan.name {
+        return bad(
+            "plan.name".into(),
+            format!(
+                "'{}' differs from the state's name '{}'",
+                state.plan.name, state.name
+            ),
+            format!("set both to the link's name ('{}')", state.name),
+        );
+    }
+    for side in Side::BOTH {
+        let p = state.plan.side(side);
+        let at = |f: &str| format!("plan.{side}.{f}");
+        for (f, v) in [
+            ("profile", &p.profile),
+            ("region", &p.region),
+            ("vpc_id", &p.vpc_id),
+        ] {
+            if v.trim().is_empty() {
+                return bad(
+                    at(f),
+                    "is empty".into(),
+                    format!("set it to the {side} side's {f} the link was made with"),
+                );
+            }
+        }
+        if p.cidrs.is_empty() {
+            return bad(
+                at("cidrs"),
+                "lists no CIDR".into(),
+                format!("list the {side} VPC's IPv4 CIDRs (`vpclink plan` prints them)"),
+            );
+        }
+        if p.mapped.len() != p.cidrs.len() {
+            return bad(
+                at("mapped"),
+                format!(
+                    "has {} range(s) for {} CIDR(s); there is one mapped range per CIDR, in order",
+                    p.mapped.len(),
+                    p.cidrs.len()
+                ),
+                format!(
+                    "give each of plan.{side}.cidrs its mapped range (the ranges the routes and rules use)"
+                ),
+            );
+        }
+        for (i, (c, m)) in p.cidrs.iter().zip(&p.mapped).enumerate() {
+            for (f, n) in [("cidrs", c), ("mapped", m)] {
+                if n.network() != n.addr() {
+                    return bad(
+                        format!("plan.{side}.{f}[{i}]"),
+                        format!("{n} is not a network address"),
+                        format!("write it as {}", n.trunc()),
+                    );
+                }
+            }
+            if c.prefix_len() != m.prefix_len() {
+                return bad(
+                    format!("plan.{side}.mapped[{i}]"),
+                    format!("{m} is not the size of the CIDR it maps, {c}"),
+                    format!(
+                        "restore the /{} range it had (a mapped range is as large as its CIDR)",
+                        c.prefix_len()
+                    ),
+                );
+            }
+        }
+    }
+    for side in Side::BOTH {
+        let peer_mapped = &state.plan.side(side.peer()).mapped;
+        for (i, r) in state.side(side).routes.iter().enumerate() {
+            if !peer_mapped.contains(&r.destination) {
+                return bad(
+                    format!("{side}.routes[{i}].destination"),
+                    format!(
+                        "{} is none of the {} side's mapped ranges",
+                        r.destination,
+                        side.peer()
+                    ),
+                    format!(
+                        "set it to one of plan.{}.mapped, or drop the entry",
+                        side.peer()
+                    ),
+                );
+            }
+            if r.route_table_id.trim().is_empty() {
+                return bad(
+                    format!("{side}.routes[{i}].route_table_id"),
+                    "is empty".into(),
+                    "set it to the route table's id, or drop the entry".into(),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `$XDG_STATE_HOME/vpclink`, else `~/.local/state/vpclink`.
@@ -252,6 +372,7 @@ impl StateFiles {
                 found: state.schema,
             });
         }
+        validate(&state).map_err(|invalid| StateError::Invalid { path, invalid })?;
         Ok(state)
     }
 
@@ -299,4 +420,239 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::{LinkPlan, SidePlan};
+    use proptest::prelude::*;
+
+    fn side_plan(side: &str, mapped: &str) -> SidePlan {
+        SidePlan {
+            profile: format!("p-{side}"),
+            region: "eu-west-1".into(),
+            account: "111111111111".into(),
+            vpc_id: format!("vpc-{side}"),
+            cidrs: vec![
+                "10.0.0.0/16".parse().unwrap(),
+                "10.9.0.0/24".parse().unwrap(),
+            ],
+            mapped: vec![mapped.parse().unwrap(), "172.16.0.0/24".parse().unwrap()],
+            route_tables: vec![format!("rtb-{side}")],
+            public_subnet: Some(format!("subnet-{side}")),
+            skipped_tables: Vec::new(),
+        }
+    }
+
+    fn sample() -> LinkState {
+        let plan = LinkPlan {
+            name: "lnk".into(),
+            overlapping: true,
+            east: side_plan("east", "10.1.0.0/16"),
+            west: side_plan("west", "10.2.0.0/16"),
+        };
+        let mut s = LinkState::new(
+            plan,
+            Options {
+                os: Os::Al2023,
+                instance_type: "t3.micro".into(),
+                test_hosts: true,
+                ssh_cidr: Some("198.51.100.7/32".parse().unwrap()),
+            },
+        );
+        s.east.routes.push(OwnedRoute {
+            route_table_id: "rtb-east".into(),
+            destination: "10.2.0.0/16".parse().unwrap(),
+        });
+        s.east.eip = Some(ElasticIp {
+            allocation_id: "eipalloc-1".into(),
+            public_ip: "203.0.113.9".parse().unwrap(),
+            association_id: None,
+        });
+        s.east.tunnel = Some(Host {
+            instance_id: Some("i-1".into()),
+            eni_id: Some("eni-1".into()),
+            private_ip: "10.0.0.10".parse().unwrap(),
+            public_ip: Some("203.0.113.9".parse().unwrap()),
+            os: Os::Al2023,
+            ssh: None,
+            host_key: None,
+            uplink: None,
+            ipsec_pubkey: None,
+        });
+        s
+    }
+
+    fn files_with(text: &str) -> (tempfile::TempDir, StateFiles) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = StateFiles {
+            dir: dir.path().to_path_buf(),
+            name: "lnk".into(),
+        };
+        std::fs::write(files.state_path(), text).unwrap();
+        (dir, files)
+    }
+
+    /// Load `v` as a state file: the error's message and exit code, or the state.
+    fn load_value(v: &serde_json::Value) -> Result<LinkState, (String, i32)> {
+        let (_dir, files) = files_with(&v.to_string());
+        files.load().map_err(|e| {
+            let msg = e.to_string();
+            (msg, crate::Error::from(e).exit_code())
+        })
+    }
+
+    fn edited(edit: impl FnOnce(&mut serde_json::Value)) -> Result<LinkState, (String, i32)> {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        edit(&mut v);
+        load_value(&v)
+    }
+
+    #[test]
+    fn a_valid_state_loads() {
+        assert_eq!(edited(|_| {}).unwrap(), sample());
+    }
+
+    /// A hand edit of a state's JSON.
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
+    #[test]
+    fn hand_edits_are_refused_naming_the_field_and_the_fix_with_exit_2() {
+        let cases: Vec<(&str, Edit)> = vec![
+            (
+                "plan.east.mapped",
+                Box::new(|v| {
+                    v["plan"]["east"]["mapped"].as_array_mut().unwrap().pop();
+                }),
+            ),
+            (
+                "plan.west.mapped[0]",
+                Box::new(|v| v["plan"]["west"]["mapped"][0] = "10.2.0.0/24".into()),
+            ),
+            (
+                "plan.east.cidrs[1]",
+                Box::new(|v| v["plan"]["east"]["cidrs"][1] = "10.9.0.7/24".into()),
+            ),
+            (
+                "plan.west.cidrs",
+                Box::new(|v| {
+                    v["plan"]["west"]["cidrs"] = serde_json::json!([]);
+                    v["plan"]["west"]["mapped"] = serde_json::json!([]);
+                }),
+            ),
+            (
+                "plan.name",
+                Box::new(|v| v["plan"]["name"] = "other".into()),
+            ),
+            (
+                "plan.east.vpc_id",
+                Box::new(|v| v["plan"]["east"]["vpc_id"] = "".into()),
+            ),
+            (
+                "east.routes[0].destination",
+                Box::new(|v| v["east"]["routes"][0]["destination"] = "10.2.0.0/8".into()),
+            ),
+        ];
+        for (field, edit) in cases {
+            let (msg, code) = edited(edit).expect_err(field);
+            assert!(msg.contains(field), "{field}: {msg}");
+            assert!(msg.contains("fix"), "{field}: {msg}");
+            assert_eq!(code, 2, "{field}: {msg}");
+        }
+        // Not JSON, or not a state: refused with exit 2 too.
+        let text = serde_json::to_string(&sample()).unwrap();
+        let (_d, files) = files_with(&text[..text.len() / 2]);
+        assert_eq!(crate::Error::from(files.load().unwrap_err()).exit_code(), 2);
+        let (msg, code) = edited(|v| v["east"]["eip"]["public_ip"] = "1.2.3".into()).unwrap_err();
+        assert_eq!(code, 2, "{msg}");
+    }
+
+    /// One random edit of a state's JSON: a field replaced by something plausible or not, an element dropped.
+    fn mutate(v: &mut serde_json::Value, path: &[usize], pick: usize, choice: u8) {
+        let junk = [
+            serde_json::json!("10.0.0.0/33"),
+            serde_json::json!("0.0.0.0/0"),
+            serde_json::json!("255.255.255.255/32"),
+            serde_json::json!("255.255.255.0/24"),
+            serde_json::json!("10.1.0.0/8"),
+            serde_json::json!("10.1.2.3/16"),
+            serde_json::json!("1.2.3"),
+            serde_json::json!(""),
+            serde_json::json!(null),
+            serde_json::json!(-1),
+            serde_json::json!(4294967296u64),
+            serde_json::json!([]),
+            serde_json::json!({}),
+        ];
+        let (first, rest) = match path.split_first() {
+            Some((&i, rest)) => (Some(i), rest),
+            None => (None, path),
+        };
+        let child = match (first, &mut *v) {
+            (Some(i), serde_json::Value::Object(m)) if !m.is_empty() => {
+                let k = m.keys().nth(i % m.len()).unwrap().clone();
+                m.get_mut(&k)
+            }
+            (Some(i), serde_json::Value::Array(a)) if !a.is_empty() => {
+                let n = a.len();
+                a.get_mut(i % n)
+            }
+            _ => None,
+        };
+        if let Some(c) = child {
+            return mutate(c, rest, pick, choice);
+        }
+        let cur = v;
+        match cur {
+            serde_json::Value::Array(a) if choice.is_multiple_of(3) && !a.is_empty() => {
+                a.remove(pick % a.len());
+            }
+            serde_json::Value::Object(m) if choice.is_multiple_of(3) && !m.is_empty() => {
+                let k = m.keys().nth(pick % m.len()).unwrap().clone();
+                m.remove(&k);
+            }
+            other => *other = junk[pick % junk.len()].clone(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Random edits and truncations of a valid state never panic in load, nor in map/translate of what loads;
+        /// what is refused is refused as bad input (exit 2).
+        #[test]
+        fn random_state_edits_never_panic(
+            edits in proptest::collection::vec(
+                (proptest::collection::vec(0usize..64, 1..6), any::<usize>(), any::<u8>()), 0..4),
+            cut in proptest::option::of(0usize..4000),
+            addrs in proptest::collection::vec(any::<u32>(), 8),
+        ) {
+            let mut v = serde_json::to_value(sample()).unwrap();
+            for (path, pick, choice) in &edits {
+                mutate(&mut v, path, *pick, *choice);
+            }
+            let mut text = serde_json::to_string_pretty(&v).unwrap();
+            if let Some(c) = cut {
+                let c = c.min(text.len());
+                text.truncate(c);
+            }
+            let (_dir, files) = files_with(&text);
+            match files.load() {
+                Ok(state) => {
+                    let plan = state.plan.mappings();
+                    let mut probes: Vec<Ipv4Addr> = addrs.iter().map(|&a| Ipv4Addr::from(a)).collect();
+                    for m in plan.east.iter().chain(&plan.west) {
+                        probes.extend([m.real.network(), m.real.broadcast(), m.mapped.network(), m.mapped.broadcast()]);
+                    }
+                    for a in probes {
+                        let _ = crate::plan::translate(&plan, a);
+                    }
+                }
+                Err(e) => {
+                    let code = crate::Error::from(e).exit_code();
+                    prop_assert_eq!(code, 2);
+                }
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Golden files for everything configure pushes to a tunnel host, per OS. Reviewers read tests/golden/; after an
 //! intended change, regenerate with `UPDATE_GOLDEN=1 cargo test --test render_golden` and review the diff.
+//! `UPDATE_GOLDEN` must be exactly `1`, and is refused under `CI` (any non-empty value): CI only compares.
 
 use std::path::{Path, PathBuf};
 use vpclink::link::{LinkPlan, SidePlan};
@@ -78,11 +79,59 @@ fn rendered(os: Os) -> Vec<(PathBuf, String)> {
     out
 }
 
+/// Rewrite the goldens only when asked for exactly (`UPDATE_GOLDEN=1`), and never in CI: there a golden that no
+/// longer matches must fail, whatever the environment says. Anything else set in `UPDATE_GOLDEN` is refused, so a
+/// typo (`UPDATE_GOLDEN=yes`, `=0`) neither rewrites nor passes silently.
+fn update_goldens(update: Option<&std::ffi::OsStr>, ci: Option<&std::ffi::OsStr>) -> bool {
+    let Some(update) = update else {
+        return false;
+    };
+    assert!(
+        update == "1",
+        "UPDATE_GOLDEN={update:?}: only UPDATE_GOLDEN=1 rewrites the goldens; unset it to compare"
+    );
+    assert!(
+        ci.is_none_or(|v| v.is_empty()),
+        "UPDATE_GOLDEN=1 under CI={ci:?}: goldens are never rewritten in CI; regenerate them locally and commit"
+    );
+    true
+}
+
+#[test]
+fn update_golden_only_when_exactly_1_and_never_in_ci() {
+    use std::ffi::OsStr;
+    let caught = |u: Option<&str>, ci: Option<&str>| {
+        std::panic::catch_unwind(|| update_goldens(u.map(OsStr::new), ci.map(OsStr::new)))
+    };
+    assert!(!caught(None, None).unwrap(), "unset: compare");
+    assert!(!caught(None, Some("true")).unwrap(), "unset in CI: compare");
+    assert!(caught(Some("1"), None).unwrap(), "exactly 1: rewrite");
+    assert!(
+        caught(Some("1"), Some("")).unwrap(),
+        "CI set but empty: rewrite"
+    );
+    for other in ["0", "", "true", "yes", " 1", "1 ", "01"] {
+        assert!(
+            caught(Some(other), None).is_err(),
+            "UPDATE_GOLDEN={other:?} must be refused"
+        );
+    }
+    for ci in ["true", "1", "false"] {
+        assert!(
+            caught(Some("1"), Some(ci)).is_err(),
+            "UPDATE_GOLDEN=1 under CI={ci:?} must be refused"
+        );
+    }
+}
+
 fn check(os_dir: &str, os: Os) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(os_dir);
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update = update_goldens(
+        std::env::var_os("UPDATE_GOLDEN").as_deref(),
+        std::env::var_os("CI").as_deref(),
+    );
     let files = rendered(os);
     let mut mismatched = Vec::new();
     for (rel, content) in &files {

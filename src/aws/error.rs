@@ -105,6 +105,76 @@ impl AwsError {
         )
     }
 
+    /// Failed for now, not for good: no answer came back (dispatch failure, timeout, unreadable response),
+    /// throttling, or AWS's own fault (5xx). Running the same command again is the fix.
+    pub fn is_transient(&self) -> bool {
+        self.code.is_none()
+            || matches!(
+                self.code(),
+                "RequestLimitExceeded"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "ThrottledException"
+                    | "TooManyRequestsException"
+                    | "RequestThrottled"
+                    | "RequestThrottledException"
+                    | "SlowDown"
+                    | "PriorRequestNotComplete"
+                    | "InternalError"
+                    | "InternalFailure"
+                    | "InternalServerError"
+                    | "InternalServiceError"
+                    | "ServiceUnavailable"
+                    | "ServiceUnavailableException"
+                    | "Unavailable"
+                    | "RequestTimeout"
+                    | "RequestTimeoutException"
+            )
+    }
+
+    /// The credentials (or the account's opt-in to the region) do not work: the user must fix the profile.
+    pub fn is_credentials(&self) -> bool {
+        matches!(
+            self.code(),
+            "AuthFailure"
+                | "InvalidClientTokenId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "ExpiredTokenException"
+                | "RequestExpired"
+                | "UnrecognizedClientException"
+                | "InvalidAccessKeyId"
+                | "MissingAuthenticationToken"
+                | "IncompleteSignature"
+                | "OptInRequired"
+        )
+    }
+
+    /// The request named something that is not there or said something AWS refuses: bad input.
+    pub fn is_bad_input(&self) -> bool {
+        let c = self.code();
+        self.is_not_found()
+            || c.ends_with(".Malformed")
+            || matches!(
+                c,
+                "InvalidParameterValue"
+                    | "InvalidParameterCombination"
+                    | "InvalidParameter"
+                    | "MissingParameter"
+                    | "ValidationError"
+                    | "ValidationException"
+                    | "Unsupported"
+                    | "ParameterNotFound"
+            )
+    }
+
+    /// What the user must fix before anything can work (bad input, missing permission, credentials), as opposed
+    /// to a failure at run time. Only meaningful before anything was created (connect, discovery, preflight):
+    /// after that, every AWS failure is a run-time failure.
+    pub fn needs_user_fix(&self) -> bool {
+        !self.is_transient() && (self.is_bad_input() || self.is_denied() || self.is_credentials())
+    }
+
     pub fn is_duplicate(&self) -> bool {
         let c = self.code();
         c.ends_with(".Duplicate") || c == "RouteAlreadyExists"
@@ -176,5 +246,41 @@ mod tests {
         assert!(err("AddressLimitExceeded")
             .fix()
             .contains("Elastic IP quota"));
+    }
+
+    #[test]
+    fn kinds() {
+        for c in [
+            "UnauthorizedOperation",
+            "AccessDenied",
+            "InvalidVpcID.NotFound",
+            "InvalidParameterValue",
+            "InvalidClientTokenId",
+            "AuthFailure",
+            "ExpiredToken",
+            "InvalidGroupId.Malformed",
+        ] {
+            assert!(err(c).needs_user_fix() && !err(c).is_transient(), "{c}");
+        }
+        for c in [
+            "RequestLimitExceeded",
+            "Throttling",
+            "InternalError",
+            "ServiceUnavailable",
+            "Unavailable",
+        ] {
+            assert!(err(c).is_transient() && !err(c).needs_user_fix(), "{c}");
+        }
+        let mut none = err("x");
+        none.code = None;
+        assert!(none.is_transient() && !none.needs_user_fix());
+        // Neither: a failure at run time.
+        for c in [
+            "IncorrectState",
+            "DependencyViolation",
+            "InsufficientInstanceCapacity",
+        ] {
+            assert!(!err(c).is_transient() && !err(c).needs_user_fix(), "{c}");
+        }
     }
 }

@@ -54,7 +54,8 @@ impl ConnectError {
     pub fn is_usage(&self) -> bool {
         match self {
             ConnectError::UnknownProfile { .. } | ConnectError::NoRegion { .. } => true,
-            ConnectError::Identity(e) => e.code.is_some(),
+            // Only codes that say the credentials do not work; throttling, 5xx and no answer are run time.
+            ConnectError::Identity(e) => e.needs_user_fix(),
         }
     }
 }
@@ -89,7 +90,7 @@ pub async fn connect(
         region,
     } = target;
     let (side, profile) = (*side, profile.clone());
-    if !profile::defined(&profile) {
+    if !profile::defined(&profile).await {
         return Err(ConnectError::UnknownProfile {
             side,
             profile,

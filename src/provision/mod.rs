@@ -212,6 +212,7 @@ async fn preflight_both(
     let (east, west) = (check(Side::East), check(Side::West));
     let eip = preflight::eip_problems(&[preflight::eip_need(&east), preflight::eip_need(&west)]);
     let (east, west) = crate::side::both(preflight::check(&east), preflight::check(&west)).await;
+    let eip = eip.into_iter().map(crate::error::Problem::from);
     match preflight::to_error(east.into_iter().chain(west).chain(eip).collect()) {
         Some(e) => Err(e),
         None => Ok(()),

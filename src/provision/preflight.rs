@@ -10,23 +10,19 @@ use crate::aws::ec2::LaunchSpec;
 use crate::aws::tags::{LinkTags, ROLE_TUNNEL};
 use crate::aws::SideAws;
 use crate::discover::SideFacts;
-use crate::error::Error;
+use crate::error::{Error, Problem};
 use crate::state::{Options, SideState};
 use ipnet::Ipv4Net;
 
-/// AWS's default "routes per route table" quota; raise it here if yours was raised.
+/// The "routes per route table" quota: AWS's default, or VPCLINK_ROUTES_PER_TABLE if yours was raised (checked at
+/// start-up, see crate::settings).
 pub fn route_limit() -> usize {
-    std::env::var("VPCLINK_ROUTES_PER_TABLE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50)
+    crate::settings::get().routes_per_table
 }
 
-/// The Elastic IP quota the user says the account has (EC2 reports only the default).
+/// The Elastic IP quota the user says the account has (VPCLINK_ELASTIC_IP_QUOTA; EC2 reports only the default).
 pub fn raised_eip_quota() -> Option<usize> {
-    std::env::var("VPCLINK_ELASTIC_IP_QUOTA")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    crate::settings::get().elastic_ip_quota
 }
 
 pub struct SideCheck<'a> {
@@ -41,14 +37,14 @@ pub struct SideCheck<'a> {
 }
 
 /// Problems found on one side (empty: go ahead). The survey's problems are included.
-pub async fn check(c: &SideCheck<'_>) -> Vec<String> {
+pub async fn check(c: &SideCheck<'_>) -> Vec<Problem> {
     let side = c.aws.side;
     let mut problems = c.survey.problems.clone();
     let Some(subnet) = c.facts.public_subnet() else {
-        problems.push(format!(
+        problems.push(Problem::Input(format!(
             "{side} side: VPC {} has no public subnet (none routes 0.0.0.0/0 to an internet gateway); the tunnel host needs one: attach an internet gateway and route 0.0.0.0/0 to it from a subnet's route table",
             c.facts.vpc.id
-        ));
+        )));
         return problems;
     };
     // Launch permission, by DryRun, with the VPC's default group (ours may not exist yet).
@@ -64,10 +60,10 @@ pub async fn check(c: &SideCheck<'_>) -> Vec<String> {
             client_token: "vpclink-preflight".into(),
         };
         if let Err(e) = step("probe_run", c.aws.ec2.probe_run_instances(&spec)).await {
-            problems.push(e.to_string());
+            problems.push(e.into());
         }
     }
-    let mut note = |p: String| problems.push(format!("{side} side: {p}"));
+    let mut note = |p: String| problems.push(Problem::Input(format!("{side} side: {p}")));
 
     // Routes: no foreign route for our destinations, and room in every table.
     let eni = c.state.tunnel.as_ref().and_then(|h| h.eni_id.as_deref());
@@ -164,14 +160,8 @@ pub fn eip_problems(needs: &[EipNeed]) -> Vec<String> {
     problems
 }
 
-pub fn to_error(problems: Vec<String>) -> Option<Error> {
-    (!problems.is_empty()).then(|| {
-        Error::Input(format!(
-            "preflight found {} problem(s); nothing was created:\n  - {}",
-            problems.len(),
-            problems.join("\n  - ")
-        ))
-    })
+pub fn to_error(problems: Vec<Problem>) -> Option<Error> {
+    Error::preflight(problems)
 }
 
 #[cfg(test)]

@@ -73,10 +73,12 @@ pub fn plan_routes(
     }
 }
 
+/// A collision found while creating routes: preflight found none, so the route appeared since (or a read lagged),
+/// and resources were created already. A failure at run time (exit 1), not bad input: re-running resumes.
 pub fn collision_error(side: crate::side::Side, collisions: &[Collision]) -> Error {
     let list: Vec<String> = collisions.iter().map(|c| c.to_string()).collect();
-    Error::Input(format!(
-        "{side} side: route collision: {}. vpclink never overwrites a route it does not own; remove that route, or choose other mapped ranges with --east-map/--west-map",
+    Error::Runtime(format!(
+        "{side} side: route collision found while creating routes: {}. vpclink never overwrites a route it does not own; what was created so far is in the state: remove that route and run `vpclink up` again (it resumes), or `vpclink down`",
         list.join("; ")
     ))
 }

@@ -40,7 +40,7 @@ pub struct Survey {
     /// This side's hosts of the link in the VPC, in any state.
     pub instances: Vec<Instance>,
     /// What the AMI look-up and the DryRun probes found wrong.
-    pub problems: Vec<String>,
+    pub problems: Vec<crate::error::Problem>,
 }
 
 impl Survey {
@@ -147,12 +147,13 @@ pub async fn discover_and_survey(
     let mut problems = Vec::new();
     let ami = match ami {
         Ok(ami) => Some(ami),
-        Err(Error::Aws(e)) => {
-            problems.push(format!("no AMI: {e}"));
+        Err(Error::Aws(mut e)) => {
+            e.resource = format!("{} (no AMI for this --os and instance type)", e.resource);
+            problems.push(e.into());
             None
         }
         Err(e) => {
-            problems.push(format!("{side} side: no AMI: {e}"));
+            problems.push(format!("{side} side: no AMI: {e}").into());
             None
         }
     };
@@ -160,7 +161,7 @@ pub async fn discover_and_survey(
         .into_iter()
         .flatten()
     {
-        problems.push(e.to_string());
+        problems.push(e.into());
     }
     let eip_quota = or_problem(quota, &mut problems)
         .flatten()
@@ -188,7 +189,7 @@ pub async fn discover_and_survey(
 /// A read's answer, or None with its failure noted among the problems.
 fn or_problem<T>(
     r: std::result::Result<T, crate::aws::AwsError>,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<crate::error::Problem>,
 ) -> Option<T> {
-    r.map_err(|e| problems.push(e.to_string())).ok()
+    r.map_err(|e| problems.push(e.into())).ok()
 }

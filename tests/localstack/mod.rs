@@ -2,8 +2,9 @@
 //! vpclink binary against them, and read AWS back through the SDK (never through vpclink's own output).
 //!
 //! LocalStack: VPCLINK_LOCALSTACK_URL if set, else 127.0.0.1:$VPCLINK_LOCALSTACK_PORT (4566) if it answers, else
-//! `localstack/run start` (left running; `localstack/run stop` stops it). If none of that works the tests skip
-//! loudly, except under CI=true, where they fail.
+//! `localstack/run start` (left running; `localstack/run stop` stops it). If none of that works the tests fail,
+//! on a developer's machine as in CI, unless skipping is asked for explicitly with VPCLINK_ALLOW_SKIP=1 (then they
+//! skip loudly).
 
 #![allow(dead_code)]
 
@@ -47,8 +48,9 @@ fn healthy(url: &str) -> bool {
     false
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+/// Skipping is asked for explicitly or not at all: VPCLINK_ALLOW_SKIP=1, and nothing else.
+pub fn allow_skip() -> bool {
+    std::env::var("VPCLINK_ALLOW_SKIP").is_ok_and(|v| v == "1")
 }
 
 fn find_or_start() -> Result<String, String> {
@@ -90,24 +92,24 @@ fn find_or_start() -> Result<String, String> {
     }
 }
 
-/// LocalStack's URL, or None (after a loud message) when it is not there and this is not CI.
+/// LocalStack's URL, or None (after a loud message) when it is not there and VPCLINK_ALLOW_SKIP=1; else a panic.
 pub fn localstack() -> Option<String> {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
     match URL.get_or_init(find_or_start) {
         Ok(url) => Some(url.clone()),
-        Err(why) if in_ci() => {
-            panic!("LocalStack is required in CI (CI=true) and is not available: {why}")
-        }
-        Err(why) => {
+        Err(why) if allow_skip() => {
             eprintln!(
-                "\n!!!!!!!! SKIPPING a LocalStack test: {why}.\n!!!!!!!! Set VPCLINK_LOCALSTACK_URL or make `localstack/run start` work (needs Python >= 3.12).\n"
+                "\n!!!!!!!! SKIPPING a LocalStack test (VPCLINK_ALLOW_SKIP=1): {why}.\n!!!!!!!! Set VPCLINK_LOCALSTACK_URL or make `localstack/run start` work (needs Python >= 3.12).\n"
             );
             None
         }
+        Err(why) => panic!(
+            "LocalStack is required and is not available: {why}. Set VPCLINK_LOCALSTACK_URL or make `localstack/run start` work (needs Python >= 3.12); VPCLINK_ALLOW_SKIP=1 skips instead"
+        ),
     }
 }
 
-/// Skip the test (loudly) when LocalStack is not available outside CI.
+/// Skip the test (loudly) when LocalStack is not available and VPCLINK_ALLOW_SKIP=1; fail it otherwise.
 #[macro_export]
 macro_rules! localstack_or_skip {
     () => {

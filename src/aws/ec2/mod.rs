@@ -128,18 +128,13 @@ impl Ec2 {
 /// can prove that a run that died there resumes.
 mod fault {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::OnceLock;
 
-    static AT: OnceLock<Option<usize>> = OnceLock::new();
     static CALLS: AtomicUsize = AtomicUsize::new(0);
 
     pub fn hit() -> bool {
-        let at = *AT.get_or_init(|| {
-            std::env::var("VPCLINK_FAULT_AT")
-                .ok()
-                .and_then(|v| v.parse().ok())
-        });
-        at.is_some_and(|at| CALLS.fetch_add(1, Ordering::SeqCst) + 1 == at)
+        crate::settings::get()
+            .fault_at
+            .is_some_and(|at| CALLS.fetch_add(1, Ordering::SeqCst) + 1 == at)
     }
 }
 
