@@ -13,10 +13,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Machine-readable output on stdout (progress and logs stay on stderr).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output")]
     pub json: bool,
     /// More log output on stderr (-v, -vv).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,
 }
 
@@ -43,23 +43,23 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct NameArg {
     /// The link's name; state lives in $XDG_STATE_HOME/vpclink/NAME.json.
-    #[arg(long, default_value = DEFAULT_NAME, value_parser = parse_name)]
+    #[arg(long, default_value = DEFAULT_NAME, value_parser = parse_name, help_heading = "Link")]
     pub name: String,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ProfileArgs {
-    /// AWS profile for the east side (resolved as the AWS CLI does).
-    #[arg(long, value_name = "PROFILE")]
+    /// AWS profile for the east side (resolved as the AWS CLI does; AWS_PROFILE is never used).
+    #[arg(long, value_name = "PROFILE", help_heading = "East side")]
     pub east: String,
-    /// AWS profile for the west side.
-    #[arg(long, value_name = "PROFILE")]
+    /// AWS profile for the west side (resolved as the AWS CLI does; AWS_PROFILE is never used).
+    #[arg(long, value_name = "PROFILE", help_heading = "West side")]
     pub west: String,
     /// Override the east profile's region.
-    #[arg(long, value_name = "REGION")]
+    #[arg(long, value_name = "REGION", help_heading = "East side")]
     pub east_region: Option<String>,
     /// Override the west profile's region.
-    #[arg(long, value_name = "REGION")]
+    #[arg(long, value_name = "REGION", help_heading = "West side")]
     pub west_region: Option<String>,
 }
 
@@ -70,23 +70,25 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub name: NameArg,
     /// The east VPC (default: the only non-default VPC, else the default VPC).
-    #[arg(long, value_name = "VPC_ID")]
+    #[arg(long, value_name = "VPC_ID", help_heading = "East side")]
     pub east_vpc: Option<String>,
-    #[arg(long, value_name = "VPC_ID")]
+    /// The west VPC (default: the only non-default VPC, else the default VPC).
+    #[arg(long, value_name = "VPC_ID", help_heading = "West side")]
     pub west_vpc: Option<String>,
     /// The east tunnel host's subnet (default: the first public subnet in a zone that offers the instance type).
-    #[arg(long, value_name = "SUBNET_ID")]
+    #[arg(long, value_name = "SUBNET_ID", help_heading = "East side")]
     pub east_subnet: Option<String>,
-    /// The west tunnel host's subnet (default: as for east).
-    #[arg(long, value_name = "SUBNET_ID")]
+    /// The west tunnel host's subnet (default: the first public subnet in a zone that offers the instance type).
+    #[arg(long, value_name = "SUBNET_ID", help_heading = "West side")]
     pub west_subnet: Option<String>,
-    /// Mapped range for each east CIDR, in the VPC's CIDR order (repeat per CIDR).
-    #[arg(long, value_name = "CIDR")]
+    /// Where the west side reaches each east CIDR, in the VPC's CIDR order (repeat per CIDR; default: planned).
+    #[arg(long, value_name = "CIDR", help_heading = "East side")]
     pub east_map: Vec<Ipv4Net>,
-    #[arg(long, value_name = "CIDR")]
+    /// Where the east side reaches each west CIDR, in the VPC's CIDR order (repeat per CIDR; default: planned).
+    #[arg(long, value_name = "CIDR", help_heading = "West side")]
     pub west_map: Vec<Ipv4Net>,
     /// Link VPCs that do not overlap (mapping is then not needed, but is still applied).
-    #[arg(long)]
+    #[arg(long, help_heading = "Link")]
     pub allow_disjoint: bool,
 }
 
@@ -95,20 +97,27 @@ pub struct UpArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
     /// Do not launch a test host per side.
-    #[arg(long)]
+    #[arg(long, help_heading = "Hosts")]
     pub no_test_hosts: bool,
-    /// Who may SSH to the tunnel hosts (default: this machine's public address /32, when it can be learned).
-    #[arg(long, value_name = "CIDR")]
+    /// Who may SSH to the tunnel hosts (default: this machine's public address /32, learned over HTTPS).
+    #[arg(long, value_name = "CIDR", help_heading = "Hosts")]
     pub ssh_cidr: Option<Ipv4Net>,
-    #[arg(long, value_name = "TYPE", default_value = "t3.small")]
+    /// EC2 instance type of every host (placed in zones that offer it; its architecture picks the AMI).
+    #[arg(
+        long,
+        value_name = "TYPE",
+        default_value = "t3.small",
+        help_heading = "Hosts"
+    )]
     pub instance_type: String,
-    #[arg(long, value_enum, default_value_t = Os::Al2023)]
+    /// Operating system of every host (the current AMI from the distribution's public SSM parameter).
+    #[arg(long, value_enum, default_value_t = Os::Al2023, help_heading = "Hosts")]
     pub os: Os,
     /// Provision only; run `vpclink configure` and `vpclink verify` later.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub no_configure: bool,
     /// Print every AWS call that would be made; make none that change anything.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub dry_run: bool,
 }
 
@@ -117,13 +126,26 @@ pub struct DownArgs {
     #[command(flatten)]
     pub name: NameArg,
     /// Find resources by tag with this east profile (needed when the state file is gone).
-    #[arg(long, value_name = "PROFILE", requires = "west")]
+    #[arg(
+        long,
+        value_name = "PROFILE",
+        requires = "west",
+        help_heading = "East side"
+    )]
     pub east: Option<String>,
-    #[arg(long, value_name = "PROFILE", requires = "east")]
+    /// Find resources by tag with this west profile (needed when the state file is gone).
+    #[arg(
+        long,
+        value_name = "PROFILE",
+        requires = "east",
+        help_heading = "West side"
+    )]
     pub west: Option<String>,
-    #[arg(long, value_name = "REGION")]
+    /// Override the east profile's region.
+    #[arg(long, value_name = "REGION", help_heading = "East side")]
     pub east_region: Option<String>,
-    #[arg(long, value_name = "REGION")]
+    /// Override the west profile's region.
+    #[arg(long, value_name = "REGION", help_heading = "West side")]
     pub west_region: Option<String>,
     /// List what would be deleted; delete nothing.
     #[arg(long)]

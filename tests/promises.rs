@@ -1049,3 +1049,56 @@ async fn down_fails_and_says_what_is_left_when_the_leak_check_fails() {
         );
     }
 }
+
+/// `--help` as a newcomer reads it: every flag of every subcommand has a line of help, and the per-side flags stand
+/// under their side's heading.
+#[test]
+fn every_flag_has_help_and_side_flags_are_grouped_by_side() {
+    for sub in [
+        "plan",
+        "up",
+        "down",
+        "configure",
+        "verify",
+        "status",
+        "map",
+        "render",
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vpclink"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sub} --help");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut heading = "";
+        for (i, l) in lines.iter().enumerate() {
+            if !l.starts_with(' ') && l.ends_with(':') {
+                heading = l.trim_end_matches(':');
+                continue;
+            }
+            let t = l.trim_start();
+            if !t.starts_with("--") && !t.starts_with("-v") && !t.starts_with("-h") {
+                continue;
+            }
+            // clap puts the help beside the flag (two spaces apart) or on the next line.
+            let (spec, inline) = t.split_once("  ").unwrap_or((t, ""));
+            let flag = spec.split_whitespace().last().unwrap_or("");
+            let next = lines.get(i + 1).map(|n| n.trim()).unwrap_or("");
+            let help = if inline.trim().is_empty() {
+                next
+            } else {
+                inline.trim()
+            };
+            assert!(
+                !help.is_empty() && !help.starts_with('-'),
+                "{sub}: {spec} has no help line"
+            );
+            for (prefix, side) in [("--east", "East side"), ("--west", "West side")] {
+                if t.starts_with(prefix) {
+                    assert_eq!(heading, side, "{sub}: {flag} stands under {heading:?}");
+                }
+            }
+        }
+    }
+}
