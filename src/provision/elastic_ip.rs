@@ -2,7 +2,7 @@
 
 use super::Step;
 use crate::aws::call_log::step as label;
-use crate::aws::ec2::retry_not_found;
+use crate::aws::ec2::{retry_not_found, Id, Made};
 use crate::aws::tags::{LinkTags, ROLE_TUNNEL};
 use crate::error::{Error, Result};
 use crate::state::ElasticIp;
@@ -27,7 +27,10 @@ pub async fn ensure_allocated(step: &Step<'_>) -> Result<ElasticIp> {
             Some(a) => Some(a),
             // Recorded, yet not listed: allocated a moment ago by a run that died (reads lag; eventual
             // consistency), or released by hand. Read it by id for a while before allocating another.
-            None => recorded_address(step, &r.allocation_id).await?,
+            None => match Id::from_state(&r.allocation_id).real() {
+                Some(id) => recorded_address(step, id).await?,
+                None => None,
+            },
         },
         None => None,
     };
@@ -47,14 +50,20 @@ pub async fn ensure_allocated(step: &Step<'_>) -> Result<ElasticIp> {
         Some(eip) => eip,
         None => {
             step.record(|s| s.eip_allocating = true)?;
-            let (allocation_id, ip) =
-                label("eip_alloc", step.aws.ec2.allocate_address(&tags)).await?;
-            ElasticIp {
-                allocation_id,
-                public_ip: ip.parse().map_err(|_| {
-                    Error::Runtime(format!("{}: AllocateAddress returned {ip:?}", step.side()))
-                })?,
-                association_id: None,
+            match label("eip_alloc", step.aws.ec2.allocate_address(&tags)).await? {
+                Made::Real((allocation_id, ip)) => ElasticIp {
+                    allocation_id,
+                    public_ip: ip.parse().map_err(|_| {
+                        Error::Runtime(format!("{}: AllocateAddress returned {ip:?}", step.side()))
+                    })?,
+                    association_id: None,
+                },
+                // Planned by --dry-run: no address yet (the peer's rules show it as `<peer Elastic IP>`).
+                Made::Planned(allocation_id) => ElasticIp {
+                    allocation_id,
+                    public_ip: std::net::Ipv4Addr::UNSPECIFIED,
+                    association_id: None,
+                },
             }
         }
     };
@@ -115,7 +124,8 @@ pub async fn ensure_associated(step: &Step<'_>, eni_id: &str) -> Result<()> {
                 "eip_assoc",
                 retry_not_found(|| step.aws.ec2.associate_address(&eip.allocation_id, eni_id)),
             )
-            .await?,
+            .await?
+            .into_string(),
         ),
     };
     step.record(|s| {

@@ -3,7 +3,7 @@
 
 use super::Step;
 use crate::aws::call_log;
-use crate::aws::ec2::{is_placeholder, retry_not_found, LaunchSpec};
+use crate::aws::ec2::{retry_not_found, Id, LaunchSpec, Made};
 use crate::aws::tags::LinkTags;
 use crate::error::{Error, Result};
 use crate::render::cloud_init;
@@ -191,7 +191,7 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> 
         .find(|i| i.instance_id() == recorded.as_deref())
         .or(alive.first())
     {
-        Some(i) => ((*i).clone(), false),
+        Some(i) => (Made::Real((*i).clone()), false),
         None => {
             let nonce = match step.side_state(|s| s.launch_nonce.clone()) {
                 Some(n) => n,
@@ -220,7 +220,10 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> 
                     retry_not_found(|| step.aws.ec2.run_instance(&spec)),
                 )
                 .await;
-                let outcome = judge_launch(r.as_ref().map(is_gone));
+                let outcome = judge_launch(r.as_ref().map(|m| match m {
+                    Made::Real(i) => is_gone(i),
+                    Made::Planned(_) => false,
+                }));
                 let spent = generation >= found.len() + MAX_TOKEN_SKIPS;
                 match (outcome, r) {
                     (Some(TokenOutcome::NextToken), r) if !spent => {
@@ -239,15 +242,20 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> 
             }
         }
     };
+    let instance = match instance {
+        Made::Real(i) => i,
+        // Planned by --dry-run: so is its interface, which the association, the check and the routes name.
+        Made::Planned(id) => {
+            let eni = Id::planned(step.side(), &format!("{} network interface", req.tags_role));
+            let h = bare_host(os, id, Some(eni.into_string()));
+            step.record(|s| set_host_slot(s, req.role, h.clone()))?;
+            return Ok(Launched { host: h, new });
+        }
+    };
     let id = instance.instance_id().unwrap_or_default().to_string();
     // Record the id before waiting, so that a crash while it boots leaves it findable by state as well as by tag.
     if let Some(h) = host_of(&instance, os) {
         step.record(|s| set_host_slot(s, req.role, merge(host_slot(s, req.role), h.clone())))?;
-    }
-    if is_placeholder(&id) {
-        let h = planned_host(os, &id);
-        step.record(|s| set_host_slot(s, req.role, h.clone()))?;
-        return Ok(Launched { host: h, new });
     }
     let running = if is_running(&instance) {
         instance
@@ -257,10 +265,7 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> 
             step.aws.ec2.start_instance(&id).await?;
         }
         return Ok(Launched {
-            host: host_of(&instance, os).unwrap_or_else(|| Host {
-                eni_id: None,
-                ..planned_host(os, &id)
-            }),
+            host: host_of(&instance, os).unwrap_or_else(|| bare_host(os, id, None)),
             new,
         });
     } else {
@@ -288,10 +293,11 @@ fn is_stopped(i: &Instance) -> bool {
     i.state().and_then(|s| s.name()) == Some(&InstanceStateName::Stopped)
 }
 
-fn planned_host(os: Os, id: &str) -> Host {
+/// A host known only by its ids (planned by --dry-run, or not yet running): no address, nothing learned.
+fn bare_host(os: Os, instance_id: String, eni_id: Option<String>) -> Host {
     Host {
-        instance_id: Some(id.to_string()),
-        eni_id: Some(id.replace("instance", "network interface")),
+        instance_id: Some(instance_id),
+        eni_id,
         private_ip: Ipv4Addr::UNSPECIFIED,
         public_ip: None,
         os,

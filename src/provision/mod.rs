@@ -19,8 +19,9 @@ pub use instance::{ami_parameter, arch_from};
 pub use journal::Journal;
 
 use crate::aws::call_log::step as label;
+use crate::aws::ec2::{Id, PlannedCall};
 use crate::aws::tags::{ROLE_TEST, ROLE_TUNNEL};
-use crate::aws::{ec2::PlannedCall, DryRunLog, SideAws};
+use crate::aws::{DryRunLog, SideAws};
 use crate::cli::UpArgs;
 use crate::discover::SideFacts;
 use crate::error::{Error, Result};
@@ -243,13 +244,13 @@ async fn second_half(step: &Step<'_>) -> Result<()> {
     step.say("rules, hosts, association, routes");
     let options = step.options();
     let test_sg = step
-        .side_state(|s| s.test_sg.clone())
+        .side_state(|s| s.test_sg.as_deref().map(Id::from_state))
         .filter(|_| options.test_hosts);
     let remote_mapped = step.plan().side(step.side().peer()).mapped.clone();
     let tunnel = async {
         let (eni, new) = tunnel_host(step).await?;
         let associated = async {
-            elastic_ip::ensure_associated(step, &eni).await?;
+            elastic_ip::ensure_associated(step, eni.as_str()).await?;
             // Reachable at the Elastic IP from now on: record the SSH target configure will use.
             let eip = step.side_state(|s| s.eip.as_ref().map(|e| e.public_ip));
             let host = step.side_state(|s| s.tunnel.clone());
@@ -268,28 +269,32 @@ async fn second_half(step: &Step<'_>) -> Result<()> {
         tokio::try_join!(
             associated,
             source_dest_check_off(step, &eni, new),
-            route::ensure(step, &step.facts.tables, &remote_mapped, &eni),
+            route::ensure(step, &step.facts.tables, &remote_mapped, eni.as_str()),
         )?;
         Ok::<_, Error>(())
     };
     let test = async {
         match &test_sg {
-            Some(sg) => test_host(step, sg).await,
+            Some(sg) => test_host(step, sg.as_str()).await,
             None => Ok(()),
         }
     };
-    tokio::try_join!(rules(step, test_sg.as_deref()), tunnel, test)?;
+    tokio::try_join!(rules(step, test_sg.as_ref()), tunnel, test)?;
     Ok(())
 }
 
 /// Both groups' rules, at once.
-async fn rules(step: &Step<'_>, test_sg: Option<&str>) -> Result<()> {
+async fn rules(step: &Step<'_>, test_sg: Option<&Id>) -> Result<()> {
     let plan = step.plan();
     let side = step.side();
     let peer_eip = step
         .peer_state(|s| s.eip.as_ref().map(|e| e.public_ip))
         .ok_or_else(|| Error::Runtime(format!("the {} side has no Elastic IP yet", side.peer())))?;
-    let tunnel_sg = step.side_state(|s| s.tunnel_sg.clone()).unwrap_or_default();
+    let tunnel_sg = Id::from_state(
+        step.side_state(|s| s.tunnel_sg.clone())
+            .as_deref()
+            .unwrap_or_default(),
+    );
     let ssh_cidr = step
         .options()
         .ssh_cidr
@@ -309,7 +314,8 @@ async fn rules(step: &Step<'_>, test_sg: Option<&str>) -> Result<()> {
     let test = async {
         match test_sg {
             Some(test_sg) => {
-                let rules = security_group::test_rules(&tunnel_sg, &plan.side(side.peer()).mapped);
+                let rules =
+                    security_group::test_rules(tunnel_sg.as_str(), &plan.side(side.peer()).mapped);
                 security_group::ensure_rules(step, test_sg, &rules, &|_| "rules_test_add").await
             }
             None => Ok(()),
@@ -321,7 +327,7 @@ async fn rules(step: &Step<'_>, test_sg: Option<&str>) -> Result<()> {
 
 /// The tunnel host runs and is recorded with its SSH target; returns its network interface and whether this run
 /// launched it.
-async fn tunnel_host(step: &Step<'_>) -> Result<(String, bool)> {
+async fn tunnel_host(step: &Step<'_>) -> Result<(Id, bool)> {
     let side = step.side();
     let ami = step.survey.ami.clone().unwrap_or_default();
     let tunnel_sg = step.side_state(|s| s.tunnel_sg.clone()).unwrap_or_default();
@@ -339,24 +345,27 @@ async fn tunnel_host(step: &Step<'_>) -> Result<(String, bool)> {
         },
     )
     .await?;
-    let eni =
-        tunnel.host.eni_id.clone().ok_or_else(|| {
-            Error::Runtime(format!("{side} tunnel host has no network interface"))
-        })?;
+    let eni = tunnel
+        .host
+        .eni_id
+        .as_deref()
+        .map(Id::from_state)
+        .ok_or_else(|| Error::Runtime(format!("{side} tunnel host has no network interface")))?;
     Ok((eni, tunnel.new))
 }
 
 /// Source/dest check off on the tunnel host's interface (it forwards for its VPC). A host launched by this run has
-/// it on; an earlier run's host is asked (its interface, not the instance: emulators report only the former).
-async fn source_dest_check_off(step: &Step<'_>, eni: &str, new: bool) -> Result<()> {
-    let checked = if new {
-        None
-    } else {
-        label("eni_read", step.aws.ec2.describe_network_interface(eni))
+/// it on; an earlier run's host is asked (its interface, not the instance: emulators report only the former). One
+/// that --dry-run only planned has nothing to ask.
+async fn source_dest_check_off(step: &Step<'_>, eni: &Id, new: bool) -> Result<()> {
+    let checked = match eni.real().filter(|_| !new) {
+        None => None,
+        Some(real) => label("eni_read", step.aws.ec2.describe_network_interface(real))
             .await?
-            .and_then(|n| n.source_dest_check())
+            .and_then(|n| n.source_dest_check()),
     };
     if checked != Some(false) {
+        let eni = eni.as_str();
         label(
             "srcdst_off",
             crate::aws::ec2::retry_not_found(|| step.aws.ec2.disable_source_dest_check(eni)),

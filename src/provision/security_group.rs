@@ -3,7 +3,7 @@
 
 use super::Step;
 use crate::aws::call_log::step as label;
-use crate::aws::ec2::is_placeholder;
+use crate::aws::ec2::{Id, Made};
 use crate::aws::tags::{route_tags, routes_of, LinkTags, ROLE_TUNNEL};
 use crate::error::Result;
 use aws_sdk_ec2::types::{IpPermission, IpRange, SecurityGroupRule, UserIdGroupPair};
@@ -206,8 +206,6 @@ pub fn diff(desired: &[Rule], existing: &[(String, Rule)]) -> (Vec<Rule>, Vec<St
     (add, revoke)
 }
 
-/// The group for `role` exists: the recorded one if the survey saw it, else one found by tag, else a new one.
-/// Returns its id.
 /// The group named like ours that CreateSecurityGroup says exists: read until listed, and taken only if it carries
 /// this link's tags (a group of that name that is not ours is reported, never used).
 async fn adopt_group(
@@ -246,7 +244,9 @@ async fn adopt_group(
     }
 }
 
-pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<String> {
+/// The group for `role` exists: the recorded one if the survey saw it, else one found by tag, else a new one.
+/// Returns its id (under --dry-run, a planned one when it would be created).
+pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<Id> {
     let is_tunnel = role == ROLE_TUNNEL;
     let recorded = step.side_state(|s| {
         if is_tunnel {
@@ -283,7 +283,7 @@ pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<String>
                 let retag = step.aws.ec2.create_tags(id, route_tags(&tags.routes));
                 label("sg_tag", retag).await?;
             }
-            id.to_string()
+            Made::Real(id.to_string())
         }
         None => {
             let (what, create_step) = if is_tunnel {
@@ -301,46 +301,46 @@ pub async fn ensure_group(step: &Step<'_>, role: &'static str) -> Result<String>
                 // Made by an earlier run that died before the survey could list it (reads lag creates: eventual
                 // consistency, https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html).
                 Err(e) if e.code() == "InvalidGroup.Duplicate" => {
-                    adopt_group(step, &tags, e).await?
+                    Made::Real(adopt_group(step, &tags, e).await?)
                 }
                 Err(e) => return Err(e.into()),
             }
         }
     };
     step.record(|s| {
+        let text = Some(id.as_str().to_string());
         if is_tunnel {
-            s.tunnel_sg = Some(id.clone())
+            s.tunnel_sg = text
         } else {
-            s.test_sg = Some(id.clone())
+            s.test_sg = text
         }
     })?;
     Ok(id)
 }
 
 /// Make the group's ingress rules exactly `desired`, adding the missing ones at once. A group the survey did not
-/// see was made by this run and has no ingress rules yet. `step_of` names each added rule's step (for the call log).
+/// see was made by this run and has no ingress rules yet, and neither has one a dry run only planned. `step_of` names
+/// each added rule's step (for the call log).
 pub async fn ensure_rules(
     step: &Step<'_>,
-    group_id: &str,
+    group: &Id,
     desired: &[Rule],
     step_of: &dyn Fn(&Rule) -> &'static str,
 ) -> Result<()> {
-    let surveyed = step
-        .survey
-        .groups
-        .iter()
-        .any(|g| g.group_id() == Some(group_id));
-    let existing: Vec<(String, Rule)> = if is_placeholder(group_id) || !surveyed {
-        Vec::new()
-    } else {
-        let read = crate::aws::ec2::retry_not_found(|| {
-            step.aws.ec2.describe_security_group_rules(group_id)
-        });
-        label("rules_read", read)
-            .await?
-            .iter()
-            .filter_map(existing_rule)
-            .collect()
+    let group_id = group.as_str();
+    let surveyed = |id: &&str| step.survey.groups.iter().any(|g| g.group_id() == Some(*id));
+    let existing: Vec<(String, Rule)> = match group.real().filter(surveyed) {
+        None => Vec::new(),
+        Some(real) => {
+            let read = crate::aws::ec2::retry_not_found(|| {
+                step.aws.ec2.describe_security_group_rules(real)
+            });
+            label("rules_read", read)
+                .await?
+                .iter()
+                .filter_map(existing_rule)
+                .collect()
+        }
     };
     let (add, revoke) = diff(desired, &existing);
     if !revoke.is_empty() {

@@ -1,6 +1,7 @@
-//! Calls that change something. Each starts with `begin`: recorded instead of made under --dry-run.
+//! Calls that change something, one thin method per call. Each goes through `change`: recorded instead of made
+//! under --dry-run (returning a planned id where it creates something), its error naming the action and resource.
 
-use super::{Ec2, LaunchSpec, R};
+use super::{Ec2, Id, LaunchSpec, Made, R};
 use crate::aws::error::AwsError;
 use crate::aws::tags::LinkTags;
 use aws_sdk_ec2::types::{
@@ -9,41 +10,40 @@ use aws_sdk_ec2::types::{
 };
 
 impl Ec2 {
+    /// The key pair's id, as the state holds it (the id, or under --dry-run the planned one's text).
     pub async fn import_key_pair(
         &self,
         name: &str,
         public_key: &str,
         tags: &LinkTags,
     ) -> R<String> {
-        if self.begin(
-            "ec2:ImportKeyPair",
-            format!("KeyName={name} (ed25519, public half only)"),
-        )? {
-            return Ok(self.placeholder("key pair"));
-        }
-        let out = self
-            .client
-            .import_key_pair()
-            .key_name(name)
-            .public_key_material(public_key.as_bytes().to_vec().into())
-            .tag_specifications(tags.spec(ResourceType::KeyPair))
-            .send()
-            .await
-            .map_err(self.err("ec2:ImportKeyPair", name))?;
-        Ok(out.key_pair_id.unwrap_or_else(|| name.to_string()))
+        let detail = format!("KeyName={name} (ed25519, public half only)");
+        let planned = self.planned("key pair");
+        let id = self
+            .change("ec2:ImportKeyPair", detail, name, planned, || async {
+                let out = self
+                    .client
+                    .import_key_pair()
+                    .key_name(name)
+                    .public_key_material(public_key.as_bytes().to_vec().into())
+                    .tag_specifications(tags.spec(ResourceType::KeyPair))
+                    .send()
+                    .await?;
+                Ok(Made::Real(
+                    out.key_pair_id.unwrap_or_else(|| name.to_string()),
+                ))
+            })
+            .await?;
+        Ok(id.into_string())
     }
 
     pub async fn delete_key_pair(&self, name: &str) -> R<()> {
-        if self.begin("ec2:DeleteKeyPair", format!("KeyName={name}"))? {
-            return Ok(());
-        }
-        self.client
-            .delete_key_pair()
-            .key_name(name)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:DeleteKeyPair", name))
+        let detail = format!("KeyName={name}");
+        self.change("ec2:DeleteKeyPair", detail, name, (), || async {
+            self.client.delete_key_pair().key_name(name).send().await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn create_security_group(
@@ -51,48 +51,45 @@ impl Ec2 {
         vpc_id: &str,
         description: &str,
         tags: &LinkTags,
-    ) -> R<String> {
+    ) -> R<Id> {
         let name = tags.name();
-        if self.begin(
+        let detail = format!("GroupName={name} VpcId={vpc_id}");
+        let planned = self.planned(&format!("{} security group", tags.role));
+        self.change(
             "ec2:CreateSecurityGroup",
-            format!("GroupName={name} VpcId={vpc_id}"),
-        )? {
-            return Ok(self.placeholder(&format!("{} security group", tags.role)));
-        }
-        let out = self
-            .client
-            .create_security_group()
-            .group_name(&name)
-            .description(description)
-            .vpc_id(vpc_id)
-            .tag_specifications(tags.spec(ResourceType::SecurityGroup))
-            .send()
-            .await
-            .map_err(self.err("ec2:CreateSecurityGroup", &name))?;
-        Ok(out.group_id.unwrap_or_default())
+            detail,
+            &name,
+            planned,
+            || async {
+                let out = self
+                    .client
+                    .create_security_group()
+                    .group_name(&name)
+                    .description(description)
+                    .vpc_id(vpc_id)
+                    .tag_specifications(tags.spec(ResourceType::SecurityGroup))
+                    .send()
+                    .await?;
+                Ok(Made::Real(out.group_id.unwrap_or_default()))
+            },
+        )
+        .await
     }
 
     /// Add or overwrite tags on a resource the link owns.
     pub async fn create_tags(&self, resource_id: &str, tags: Vec<(String, String)>) -> R<()> {
         let keys: Vec<&str> = tags.iter().map(|(k, _)| k.as_str()).collect();
-        if self.begin(
-            "ec2:CreateTags",
-            format!("Resources={resource_id} Tags={}", keys.join(",")),
-        )? {
-            return Ok(());
-        }
-        self.client
-            .create_tags()
-            .resources(resource_id)
-            .set_tags(Some(
-                tags.into_iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:CreateTags", resource_id))
+        let detail = format!("Resources={resource_id} Tags={}", keys.join(","));
+        let tags = tags
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        self.change("ec2:CreateTags", detail, resource_id, (), || async {
+            let request = self.client.create_tags().resources(resource_id);
+            request.set_tags(Some(tags)).send().await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn authorize_ingress(
@@ -101,53 +98,44 @@ impl Ec2 {
         permissions: Vec<IpPermission>,
         what: &str,
     ) -> R<()> {
-        if self.begin(
-            "ec2:AuthorizeSecurityGroupIngress",
-            format!("GroupId={group_id} {what}"),
-        )? {
-            return Ok(());
-        }
-        self.client
-            .authorize_security_group_ingress()
-            .group_id(group_id)
-            .set_ip_permissions(Some(permissions))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err(
-                "ec2:AuthorizeSecurityGroupIngress",
-                format!("{group_id} ({what})"),
-            ))
+        let detail = format!("GroupId={group_id} {what}");
+        let resource = format!("{group_id} ({what})");
+        let action = "ec2:AuthorizeSecurityGroupIngress";
+        self.change(action, detail, resource, (), || async {
+            self.client
+                .authorize_security_group_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(Some(permissions))
+                .send()
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn revoke_ingress(&self, group_id: &str, rule_ids: Vec<String>) -> R<()> {
-        if self.begin(
-            "ec2:RevokeSecurityGroupIngress",
-            format!("GroupId={group_id} rules={}", rule_ids.join(",")),
-        )? {
-            return Ok(());
-        }
-        self.client
-            .revoke_security_group_ingress()
-            .group_id(group_id)
-            .set_security_group_rule_ids(Some(rule_ids))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:RevokeSecurityGroupIngress", group_id))
+        let detail = format!("GroupId={group_id} rules={}", rule_ids.join(","));
+        let action = "ec2:RevokeSecurityGroupIngress";
+        self.change(action, detail, group_id, (), || async {
+            self.client
+                .revoke_security_group_ingress()
+                .group_id(group_id)
+                .set_security_group_rule_ids(Some(rule_ids))
+                .send()
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn delete_security_group(&self, group_id: &str) -> R<()> {
-        if self.begin("ec2:DeleteSecurityGroup", format!("GroupId={group_id}"))? {
-            return Ok(());
-        }
-        self.client
-            .delete_security_group()
-            .group_id(group_id)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:DeleteSecurityGroup", group_id))
+        let detail = format!("GroupId={group_id}");
+        self.change("ec2:DeleteSecurityGroup", detail, group_id, (), || async {
+            let request = self.client.delete_security_group().group_id(group_id);
+            request.send().await?;
+            Ok(())
+        })
+        .await
     }
 
     pub(super) fn run_instances_request(
@@ -178,163 +166,161 @@ impl Ec2 {
             .tag_specifications(spec.tags.spec(ResourceType::Volume))
     }
 
-    pub async fn run_instance(&self, spec: &LaunchSpec) -> R<Instance> {
-        if self.begin(
-            "ec2:RunInstances",
-            format!(
-                "Name={} ImageId={} InstanceType={} SubnetId={} SecurityGroupIds={} KeyName={} HttpTokens=required ClientToken={}",
+    /// The instance RunInstances made; under --dry-run the planned id of the one it would make.
+    pub async fn run_instance(&self, spec: &LaunchSpec) -> R<Made<Instance>> {
+        let detail = format!(
+            "Name={} ImageId={} InstanceType={} SubnetId={} SecurityGroupIds={} KeyName={} HttpTokens=required ClientToken={}",
+            spec.tags.name(),
+            spec.image_id,
+            spec.instance_type,
+            spec.subnet_id,
+            spec.security_group_id,
+            spec.key_name,
+            spec.client_token
+        );
+        let planned = Made::Planned(
+            self.planned(&format!("{} instance", spec.tags.role))
+                .into_string(),
+        );
+        let made = self
+            .change(
+                "ec2:RunInstances",
+                detail,
                 spec.tags.name(),
-                spec.image_id,
-                spec.instance_type,
-                spec.subnet_id,
-                spec.security_group_id,
-                spec.key_name,
-                spec.client_token
-            ),
-        )? {
-            return Ok(Instance::builder()
-                .instance_id(self.placeholder(&format!("{} instance", spec.tags.role)))
-                .build());
-        }
-        let out = self
-            .run_instances_request(spec)
-            .send()
-            .await
-            .map_err(self.err("ec2:RunInstances", spec.tags.name()))?;
-        out.instances
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .ok_or_else(|| AwsError {
-                side: self.side,
-                profile: self.profile.clone(),
-                action: "ec2:RunInstances",
-                resource: spec.tags.name(),
-                code: None,
-                message: "RunInstances returned no instance".into(),
-            })
+                Some(planned),
+                || async {
+                    let out = self.run_instances_request(spec).send().await?;
+                    Ok(out
+                        .instances
+                        .unwrap_or_default()
+                        .into_iter()
+                        .next()
+                        .map(Made::Real))
+                },
+            )
+            .await?;
+        made.ok_or_else(|| AwsError {
+            side: self.side,
+            profile: self.profile.clone(),
+            action: "ec2:RunInstances",
+            resource: spec.tags.name(),
+            code: None,
+            message: "RunInstances returned no instance".into(),
+        })
     }
 
     pub async fn terminate_instance(&self, instance_id: &str) -> R<()> {
-        if self.begin(
+        let detail = format!("InstanceIds={instance_id}");
+        self.change(
             "ec2:TerminateInstances",
-            format!("InstanceIds={instance_id}"),
-        )? {
-            return Ok(());
-        }
-        self.client
-            .terminate_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:TerminateInstances", instance_id))
+            detail,
+            instance_id,
+            (),
+            || async {
+                let request = self.client.terminate_instances().instance_ids(instance_id);
+                request.send().await?;
+                Ok(())
+            },
+        )
+        .await
     }
 
     pub async fn start_instance(&self, instance_id: &str) -> R<()> {
-        if self.begin("ec2:StartInstances", format!("InstanceIds={instance_id}"))? {
-            return Ok(());
-        }
-        self.client
-            .start_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:StartInstances", instance_id))
+        let detail = format!("InstanceIds={instance_id}");
+        self.change("ec2:StartInstances", detail, instance_id, (), || async {
+            let request = self.client.start_instances().instance_ids(instance_id);
+            request.send().await?;
+            Ok(())
+        })
+        .await
     }
 
-    pub async fn allocate_address(&self, tags: &LinkTags) -> R<(String, String)> {
-        if self.begin(
+    /// (allocation id, public IP) of the new address; under --dry-run the planned allocation id.
+    pub async fn allocate_address(&self, tags: &LinkTags) -> R<Made<(String, String)>> {
+        let detail = format!("Domain=vpc Name={}", tags.name());
+        let planned = Made::Planned(self.planned("Elastic IP").into_string());
+        self.change(
             "ec2:AllocateAddress",
-            format!("Domain=vpc Name={}", tags.name()),
-        )? {
-            return Ok((self.placeholder("Elastic IP"), "0.0.0.0".into()));
-        }
-        let out = self
-            .client
-            .allocate_address()
-            .domain(DomainType::Vpc)
-            .tag_specifications(tags.spec(ResourceType::ElasticIp))
-            .send()
-            .await
-            .map_err(self.err("ec2:AllocateAddress", tags.name()))?;
-        Ok((
-            out.allocation_id.unwrap_or_default(),
-            out.public_ip.unwrap_or_default(),
-        ))
+            detail,
+            tags.name(),
+            planned,
+            || async {
+                let out = self
+                    .client
+                    .allocate_address()
+                    .domain(DomainType::Vpc)
+                    .tag_specifications(tags.spec(ResourceType::ElasticIp))
+                    .send()
+                    .await?;
+                Ok(Made::Real((
+                    out.allocation_id.unwrap_or_default(),
+                    out.public_ip.unwrap_or_default(),
+                )))
+            },
+        )
+        .await
     }
 
-    pub async fn associate_address(&self, allocation_id: &str, eni_id: &str) -> R<String> {
-        if self.begin(
+    /// The association's id; under --dry-run a planned one.
+    pub async fn associate_address(&self, allocation_id: &str, eni_id: &str) -> R<Id> {
+        let detail = format!("AllocationId={allocation_id} NetworkInterfaceId={eni_id}");
+        let resource = format!("{allocation_id} -> {eni_id}");
+        let planned = self.planned("association");
+        self.change(
             "ec2:AssociateAddress",
-            format!("AllocationId={allocation_id} NetworkInterfaceId={eni_id}"),
-        )? {
-            return Ok(self.placeholder("association"));
-        }
-        let out = self
-            .client
-            .associate_address()
-            .allocation_id(allocation_id)
-            .network_interface_id(eni_id)
-            .allow_reassociation(false)
-            .send()
-            .await
-            .map_err(self.err(
-                "ec2:AssociateAddress",
-                format!("{allocation_id} -> {eni_id}"),
-            ))?;
-        Ok(out.association_id.unwrap_or_default())
+            detail,
+            resource,
+            planned,
+            || async {
+                let out = self
+                    .client
+                    .associate_address()
+                    .allocation_id(allocation_id)
+                    .network_interface_id(eni_id)
+                    .allow_reassociation(false)
+                    .send()
+                    .await?;
+                Ok(Made::Real(out.association_id.unwrap_or_default()))
+            },
+        )
+        .await
     }
 
     pub async fn disassociate_address(&self, association_id: &str) -> R<()> {
-        if self.begin(
-            "ec2:DisassociateAddress",
-            format!("AssociationId={association_id}"),
-        )? {
-            return Ok(());
-        }
-        self.client
-            .disassociate_address()
-            .association_id(association_id)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:DisassociateAddress", association_id))
+        let detail = format!("AssociationId={association_id}");
+        let action = "ec2:DisassociateAddress";
+        self.change(action, detail, association_id, (), || async {
+            let request = self.client.disassociate_address();
+            request.association_id(association_id).send().await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn release_address(&self, allocation_id: &str) -> R<()> {
-        if self.begin(
-            "ec2:ReleaseAddress",
-            format!("AllocationId={allocation_id}"),
-        )? {
-            return Ok(());
-        }
-        self.client
-            .release_address()
-            .allocation_id(allocation_id)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:ReleaseAddress", allocation_id))
+        let detail = format!("AllocationId={allocation_id}");
+        self.change("ec2:ReleaseAddress", detail, allocation_id, (), || async {
+            let request = self.client.release_address().allocation_id(allocation_id);
+            request.send().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// A forwarding host must accept packets not addressed to it: source/dest check off on its interface.
     pub async fn disable_source_dest_check(&self, eni_id: &str) -> R<()> {
-        if self.begin(
-            "ec2:ModifyNetworkInterfaceAttribute",
-            format!("NetworkInterfaceId={eni_id} SourceDestCheck=false"),
-        )? {
-            return Ok(());
-        }
-        self.client
-            .modify_network_interface_attribute()
-            .network_interface_id(eni_id)
-            .source_dest_check(AttributeBooleanValue::builder().value(false).build())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:ModifyNetworkInterfaceAttribute", eni_id))
+        let detail = format!("NetworkInterfaceId={eni_id} SourceDestCheck=false");
+        let action = "ec2:ModifyNetworkInterfaceAttribute";
+        self.change(action, detail, eni_id, (), || async {
+            self.client
+                .modify_network_interface_attribute()
+                .network_interface_id(eni_id)
+                .source_dest_check(AttributeBooleanValue::builder().value(false).build())
+                .send()
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn create_route(
@@ -343,18 +329,19 @@ impl Ec2 {
         destination: &str,
         eni_id: &str,
     ) -> R<()> {
-        if self.begin("ec2:CreateRoute", format!("RouteTableId={route_table_id} DestinationCidrBlock={destination} NetworkInterfaceId={eni_id}"))? {
-            return Ok(());
-        }
-        self.client
-            .create_route()
-            .route_table_id(route_table_id)
-            .destination_cidr_block(destination)
-            .network_interface_id(eni_id)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:CreateRoute", format!("{route_table_id} {destination}")))
+        let detail = format!("RouteTableId={route_table_id} DestinationCidrBlock={destination} NetworkInterfaceId={eni_id}");
+        let resource = format!("{route_table_id} {destination}");
+        self.change("ec2:CreateRoute", detail, resource, (), || async {
+            self.client
+                .create_route()
+                .route_table_id(route_table_id)
+                .destination_cidr_block(destination)
+                .network_interface_id(eni_id)
+                .send()
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Only for routes this link owns (recorded in its state), pointed at a replaced tunnel host.
@@ -364,37 +351,33 @@ impl Ec2 {
         destination: &str,
         eni_id: &str,
     ) -> R<()> {
-        if self.begin("ec2:ReplaceRoute", format!("RouteTableId={route_table_id} DestinationCidrBlock={destination} NetworkInterfaceId={eni_id}"))? {
-            return Ok(());
-        }
-        self.client
-            .replace_route()
-            .route_table_id(route_table_id)
-            .destination_cidr_block(destination)
-            .network_interface_id(eni_id)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err(
-                "ec2:ReplaceRoute",
-                format!("{route_table_id} {destination}"),
-            ))
+        let detail = format!("RouteTableId={route_table_id} DestinationCidrBlock={destination} NetworkInterfaceId={eni_id}");
+        let resource = format!("{route_table_id} {destination}");
+        self.change("ec2:ReplaceRoute", detail, resource, (), || async {
+            self.client
+                .replace_route()
+                .route_table_id(route_table_id)
+                .destination_cidr_block(destination)
+                .network_interface_id(eni_id)
+                .send()
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn delete_route(&self, route_table_id: &str, destination: &str) -> R<()> {
-        if self.begin(
-            "ec2:DeleteRoute",
-            format!("RouteTableId={route_table_id} DestinationCidrBlock={destination}"),
-        )? {
-            return Ok(());
-        }
-        self.client
-            .delete_route()
-            .route_table_id(route_table_id)
-            .destination_cidr_block(destination)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(self.err("ec2:DeleteRoute", format!("{route_table_id} {destination}")))
+        let detail = format!("RouteTableId={route_table_id} DestinationCidrBlock={destination}");
+        let resource = format!("{route_table_id} {destination}");
+        self.change("ec2:DeleteRoute", detail, resource, (), || async {
+            self.client
+                .delete_route()
+                .route_table_id(route_table_id)
+                .destination_cidr_block(destination)
+                .send()
+                .await?;
+            Ok(())
+        })
+        .await
     }
 }

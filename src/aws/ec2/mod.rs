@@ -1,7 +1,8 @@
 //! A thin wrapper over the EC2 client: one method per API call (reads in read.rs, DryRun permission probes in
 //! probe.rs, changes in change.rs), each returning [`AwsError`] with the side, profile,
 //! IAM action and resource filled in. With a [`DryRunLog`], calls that change something are recorded instead of
-//! made and return placeholder ids (`<new ...>`); reads still go to AWS.
+//! made and return [`Made::Planned`] (an id that names what would have been made, `<new ...>`); reads still go to
+//! AWS, and take only real ids: a caller holding an [`Id`] decides with [`Made::real`] what to do with a planned one.
 
 mod change;
 mod probe;
@@ -33,9 +34,59 @@ impl DryRunLog {
     }
 }
 
-/// Ids handed out in dry-run mode look like `<new east tunnel sg>`; nothing with such an id exists to be read.
-pub fn is_placeholder(id: &str) -> bool {
-    id.starts_with('<')
+/// What a call that creates something gave back: the real thing, or under `--dry-run` the planned id of what it
+/// would have made (`<new east tunnel security group>`), which nothing in AWS answers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Made<T = String> {
+    /// The placeholder id, as the dry-run call list shows it.
+    Planned(String),
+    Real(T),
+}
+
+/// A resource id: real, or planned by `--dry-run`.
+pub type Id = Made<String>;
+
+impl Id {
+    /// The id of something `--dry-run` would make on `side`: `what` is e.g. "tunnel security group".
+    pub fn planned(side: Side, what: &str) -> Id {
+        Made::Planned(format!("<new {side} {what}>"))
+    }
+
+    /// Back from the state, which holds ids as text (a dry run's state holds planned ones, and is never saved).
+    pub fn from_state(text: &str) -> Id {
+        if text.starts_with("<new ") {
+            Made::Planned(text.to_string())
+        } else {
+            Made::Real(text.to_string())
+        }
+    }
+
+    /// The id only if it exists: what a read of it needs.
+    pub fn real(&self) -> Option<&str> {
+        match self {
+            Made::Real(id) => Some(id),
+            Made::Planned(_) => None,
+        }
+    }
+
+    /// The text the state and the dry-run call list hold: the id, or the placeholder.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Made::Real(id) | Made::Planned(id) => id,
+        }
+    }
+
+    pub fn into_string(self) -> String {
+        match self {
+            Made::Real(id) | Made::Planned(id) => id,
+        }
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What RunInstances needs for one host.
@@ -119,8 +170,31 @@ impl Ec2 {
         })
     }
 
-    fn placeholder(&self, what: &str) -> String {
-        format!("<new {} {what}>", self.side)
+    /// Every change: [`Self::begin`], then, unless dry-run (which returns `planned` and never calls `call`), the
+    /// call, its error carrying `action` and `resource`.
+    async fn change<T, E, Rs, Fut>(
+        &self,
+        action: &'static str,
+        detail: String,
+        resource: impl Into<String>,
+        planned: T,
+        call: impl FnOnce() -> Fut,
+    ) -> R<T>
+    where
+        Fut: std::future::Future<Output = Result<T, aws_sdk_ec2::error::SdkError<E, Rs>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        Rs: std::fmt::Debug,
+    {
+        if self.begin(action, detail)? {
+            return Ok(planned);
+        }
+        // Boxed: an SDK call's future is large, and `up` runs dozens at once on the main thread's stack.
+        Box::pin(call()).await.map_err(self.err(action, resource))
+    }
+
+    /// The planned id of what `what` names on this side.
+    fn planned(&self, what: &str) -> Id {
+        Id::planned(self.side, what)
     }
 }
 
@@ -172,5 +246,22 @@ where
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_planned_id_reads_as_none_and_round_trips_through_the_state() {
+        let planned = Id::planned(Side::East, "tunnel network interface");
+        assert_eq!(planned.as_str(), "<new east tunnel network interface>");
+        assert_eq!(planned.real(), None);
+        assert_eq!(Id::from_state(planned.as_str()), planned);
+        let real = Id::from_state("eni-0123");
+        assert_eq!(real, Made::Real("eni-0123".to_string()));
+        assert_eq!(real.real(), Some("eni-0123"));
+        assert_eq!(real.to_string(), "eni-0123");
     }
 }

@@ -1,6 +1,6 @@
-//! Reads: describe calls, paginated to the end.
+//! Reads: describe calls, paginated to the end. Ids given to them are real ones (see [`super::Made::real`]).
 
-use super::{is_placeholder, not_found_is_none, Ec2, R};
+use super::{not_found_is_none, Ec2, R};
 use aws_sdk_ec2::types::{
     AccountAttributeName, Address, Filter, Image, Instance, KeyPairInfo, NetworkInterface,
     RouteTable, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
@@ -155,9 +155,6 @@ impl Ec2 {
     }
 
     pub async fn describe_address(&self, allocation_id: &str) -> R<Option<Address>> {
-        if is_placeholder(allocation_id) {
-            return Ok(None);
-        }
         match self
             .client
             .describe_addresses()
@@ -189,9 +186,6 @@ impl Ec2 {
     }
 
     pub async fn describe_instance(&self, instance_id: &str) -> R<Option<Instance>> {
-        if is_placeholder(instance_id) {
-            return Ok(None);
-        }
         match self
             .client
             .describe_instances()
@@ -222,9 +216,6 @@ impl Ec2 {
     }
 
     pub async fn describe_security_group_rules(&self, group_id: &str) -> R<Vec<SecurityGroupRule>> {
-        if is_placeholder(group_id) {
-            return Ok(Vec::new());
-        }
         self.client
             .describe_security_group_rules()
             .filters(crate::aws::tags::filter("group-id", group_id))
@@ -249,9 +240,6 @@ impl Ec2 {
     }
 
     pub async fn describe_network_interface(&self, eni_id: &str) -> R<Option<NetworkInterface>> {
-        if is_placeholder(eni_id) {
-            return Ok(None);
-        }
         match self
             .client
             .describe_network_interfaces()
@@ -287,9 +275,6 @@ impl Ec2 {
     /// reference, GetConsoleOutput: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html),
     /// so the caller asks again without it when it is refused (provision::host_keys).
     pub async fn console_output(&self, instance_id: &str, latest: bool) -> R<Option<String>> {
-        if is_placeholder(instance_id) {
-            return Ok(None);
-        }
         let out = match self
             .client
             .get_console_output()
