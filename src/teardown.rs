@@ -32,14 +32,6 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
-            && self.elastic_ips.is_empty()
-            && self.instances.is_empty()
-            && self.security_groups.is_empty()
-            && self.key_pairs.is_empty()
-    }
-
     pub fn count(&self) -> usize {
         self.routes.len()
             + self.elastic_ips.len()

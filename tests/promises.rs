@@ -1028,8 +1028,9 @@ async fn down_fails_and_says_what_is_left_when_the_leak_check_fails() {
         .unwrap_or_else(|_| panic!("a count: {said}"));
     assert!(n > 0, "{said}");
     assert!(
-        started.elapsed() >= std::time::Duration::from_secs(40),
-        "the leak check read again for its 45 s first"
+        // The leak check reads again with growing pauses (up to 8 s) and stops before one would pass 45 s.
+        started.elapsed() >= std::time::Duration::from_secs(30),
+        "the leak check read again for most of its 45 s first"
     );
     assert!(
         w.state_file().exists(),
