@@ -21,8 +21,11 @@ def vpc(session, region):
     v = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=v)
-    public = ec2.create_subnet(VpcId=v, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
-    ec2.create_subnet(VpcId=v, CidrBlock="10.0.1.0/24")
+    # Zone "a" on purpose: without one, moto picks a zone at random, and some zones do not offer the instance type
+    # (us-east-1e has no t3.small, as on AWS), which vpclink's preflight rightly refuses.
+    zone = region + "a"
+    public = ec2.create_subnet(VpcId=v, CidrBlock="10.0.0.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+    ec2.create_subnet(VpcId=v, CidrBlock="10.0.1.0/24", AvailabilityZone=zone)
     rt = ec2.create_route_table(VpcId=v)["RouteTable"]["RouteTableId"]
     ec2.create_route(RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
     ec2.associate_route_table(RouteTableId=rt, SubnetId=public)
