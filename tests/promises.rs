@@ -13,38 +13,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The harness's `cli` module, which `localstack` already loads (clippy refuses loading one file twice): vpclink with
-/// only the given AWS config pair and state directory (the caller's AWS_* and VPCLINK_* dropped), every run echoed.
-mod cli {
-    use std::path::Path;
-    use std::process::{Command, Output};
-
-    pub fn command(aws_dir: &Path, state_dir: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_vpclink"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") || k.starts_with("VPCLINK_") {
-                c.env_remove(k);
-            }
-        }
-        c.env("AWS_CONFIG_FILE", aws_dir.join("config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", aws_dir.join("credentials"))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("XDG_STATE_HOME", state_dir)
-            .args(args);
-        c
-    }
-
-    pub fn run(mut c: Command, args: &[&str]) -> Output {
-        let out = c.output().expect("run vpclink");
-        eprintln!(
-            "$ vpclink {} -> {:?}\n{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
-        out
-    }
-}
+/// The harness's hermetic vpclink runner (loaded once, by `localstack`).
+use localstack::cli;
 
 // ---- hand-written states (no AWS) -------------------------------------------------------------------------------
 

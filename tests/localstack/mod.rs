@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 #[path = "../cli/mod.rs"]
-mod cli;
+pub mod cli;
 pub mod seed;
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
