@@ -46,7 +46,8 @@ async fn up_refuses_a_key_pair_another_machine_imported() {
 
     let up = w.up(&[]);
     let err = stderr(&up);
-    assert_eq!(up.status.code(), Some(1), "refused at run time: {err}");
+    assert_eq!(up.status.code(), Some(2), "refused by preflight: {err}");
+    assert!(err.contains("nothing was created"), "{err}");
     for says in [
         key_name.as_str(),
         w.side("west").region.as_str(),

@@ -83,7 +83,7 @@ fn holds(kp: &KeyPairInfo, public_key: &str) -> Option<bool> {
 
 /// What a key pair found under the link's name is to this run.
 #[derive(Debug, PartialEq, Eq)]
-enum Found {
+pub(crate) enum Found {
     /// It holds our public key: use it.
     Ours,
     /// This machine's state recorded this very key pair, but it holds another public key: the link's private key
@@ -93,7 +93,7 @@ enum Found {
     Foreign,
 }
 
-fn judge(kp: &KeyPairInfo, public_key: &str, recorded_id: Option<&str>) -> Found {
+pub(crate) fn judge(kp: &KeyPairInfo, public_key: &str, recorded_id: Option<&str>) -> Found {
     let recorded = recorded_id.is_some_and(|r| kp.key_pair_id() == Some(r));
     match holds(kp, public_key) {
         Some(true) => Found::Ours,
@@ -104,16 +104,30 @@ fn judge(kp: &KeyPairInfo, public_key: &str, recorded_id: Option<&str>) -> Found
     }
 }
 
-/// The refusal for a key pair that holds another public key than this link's.
-fn foreign(step: &Step<'_>, name: &str) -> Error {
-    Error::Runtime(format!(
+/// Why a key pair that holds another public key than this link's is refused (preflight says it before anything is
+/// created; `ensure` again if it appeared since).
+pub(crate) fn foreign_message(
+    side: crate::side::Side,
+    name: &str,
+    region: &str,
+    account: &str,
+    link: &str,
+) -> String {
+    format!(
         "{side}: key pair {name} already exists in {region} (account {account}) and holds another public key than \
          this link's: another machine, or a run with another key, made link '{link}' there first. It is left \
-         untouched. Run `vpclink down --name {link}` on the machine that made it, or choose another --name here",
-        side = step.side(),
-        region = step.aws.region,
-        account = step.aws.account,
-        link = step.link(),
+         untouched. Run `vpclink down --name {link}` on the machine that made it, or choose another --name here"
+    )
+}
+
+/// The refusal for a key pair that holds another public key than this link's.
+fn foreign(step: &Step<'_>, name: &str) -> Error {
+    Error::Runtime(foreign_message(
+        step.side(),
+        name,
+        &step.aws.region,
+        &step.aws.account,
+        step.link(),
     ))
 }
 

@@ -119,7 +119,7 @@ pub async fn up(
     let public_key = key_pair::public_line(&key)?;
 
     // Preflight, both sides at once; any problem stops everything before the first change.
-    preflight_both(&aws, &facts, &survey, &plan, &options, &state).await?;
+    preflight_both(&aws, &facts, &survey, &plan, &options, &state, &public_key).await?;
 
     let journal = if dry.is_some() {
         Journal::new(state, None)
@@ -200,6 +200,7 @@ async fn preflight_both(
     plan: &LinkPlan,
     options: &Options,
     state: &LinkState,
+    public_key: &str,
 ) -> Result<()> {
     let check = |side: Side| preflight::SideCheck {
         aws: aws.get(side),
@@ -209,6 +210,7 @@ async fn preflight_both(
         options,
         state: state.side(side),
         destinations: &plan.side(side.peer()).mapped,
+        public_key,
     };
     let (east, west) = (check(Side::East), check(Side::West));
     let eip = preflight::eip_problems(&[preflight::eip_need(&east), preflight::eip_need(&west)]);

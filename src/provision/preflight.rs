@@ -34,6 +34,8 @@ pub struct SideCheck<'a> {
     pub state: &'a SideState,
     /// The remote side's mapped ranges: what this side's tables must route.
     pub destinations: &'a [Ipv4Net],
+    /// The link's SSH public key ("ssh-ed25519 AAAA..."): a key pair of the link's name must hold it.
+    pub public_key: &'a str,
 }
 
 /// Problems found on one side (empty: go ahead). The survey's problems are included.
@@ -61,6 +63,19 @@ pub async fn check(c: &SideCheck<'_>) -> Vec<Problem> {
         };
         if let Err(e) = step("probe_run", c.aws.ec2.probe_run_instances(&spec)).await {
             problems.push(e.into());
+        }
+    }
+    // A key pair of the link's name that holds another key is another machine's: refused before anything is made.
+    if let Some(kp) = &c.survey.key_pair {
+        let recorded = c.state.key_pair_id.as_deref();
+        if super::key_pair::judge(kp, c.public_key, recorded) == super::key_pair::Found::Foreign {
+            problems.push(Problem::Input(super::key_pair::foreign_message(
+                side,
+                &super::key_pair::key_name(c.link),
+                &c.aws.region,
+                &c.aws.account,
+                c.link,
+            )));
         }
     }
     let mut note = |p: String| problems.push(Problem::Input(format!("{side} side: {p}")));
