@@ -56,6 +56,9 @@ pub enum ConsoleStep {
     /// `Latest=true` was refused (it is Nitro-only; Xen types such as t2 reject it): from now on ask this host
     /// without it, at once.
     DropLatest,
+    /// The profile may not read consoles (ec2:GetConsoleOutput denied): asking again cannot help, and would hold
+    /// `up` for the whole budget; this host is trusted on first use, which the warning says.
+    Denied,
     /// Any other error (throttling, a network blip, eventual consistency): keep the host and poll again; `warn`
     /// is true the first time this host fails, so the log says it once.
     Failed { warn: bool },
@@ -102,6 +105,7 @@ pub fn next_step(
             None => ConsoleStep::Wait,
         },
         Ok(None) => ConsoleStep::Wait,
+        Err(e) if e.is_denied() => ConsoleStep::Denied,
         Err(e) if latest && latest_refused(e) => ConsoleStep::DropLatest,
         Err(_) => ConsoleStep::Failed {
             warn: failures == 0,
@@ -154,6 +158,15 @@ pub async fn read_keys(
                         found.push((h.role, k));
                     }
                     ConsoleStep::Wait => still.push(h),
+                    ConsoleStep::Denied => {
+                        tracing::warn!(
+                            "{side} {} {}: profile {} may not read instance consoles ({}); its SSH host key will be trusted on first use. Allow ec2:GetConsoleOutput to have it pinned from the console",
+                            h.role.as_str(),
+                            h.id,
+                            aws.profile,
+                            read.as_ref().err().map(|e| e.code().to_string()).unwrap_or_default()
+                        );
+                    }
                     ConsoleStep::DropLatest => {
                         tracing::info!(
                             "{side} {} {}: the latest console output is refused ({}); reading the buffered output instead",
@@ -294,7 +307,6 @@ mod tests {
             "",
             "InvalidInstanceID.NotFound",
             "InternalError",
-            "UnauthorizedOperation",
         ] {
             let e = aws_err(code);
             assert!(!latest_refused(&e), "{code}");
@@ -308,6 +320,17 @@ mod tests {
                 ConsoleStep::Failed { warn: false },
                 "{code}"
             );
+        }
+    }
+
+    /// No permission to read consoles: stop asking at once (polling would hold `up` for the whole budget).
+    #[test]
+    fn a_denied_console_read_stops_polling_that_host() {
+        for code in ["UnauthorizedOperation", "AccessDenied"] {
+            let e = aws_err(code);
+            assert!(e.is_denied(), "{code}");
+            assert_eq!(next_step(Err(&e), true, 0), ConsoleStep::Denied, "{code}");
+            assert_eq!(next_step(Err(&e), false, 3), ConsoleStep::Denied, "{code}");
         }
     }
 }

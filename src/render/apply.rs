@@ -12,9 +12,11 @@ use super::{mtu, TunnelView, DUMMY_IF, GRE_IF, GRE_INNER_LEN};
 ///    route to the internet yet, before its Elastic IP was associated), install them with the distribution's package
 ///    manager: AL2023 `dnf install libreswan iptables-nft` (the packages cloud-init/tunnel-al2023.yaml asks for;
 ///    libreswan is in AL2023 since AL2023.3), Debian/Ubuntu `apt-get update` then `apt-get install libreswan
-///    iptables`, noninteractive, each bounded by `timeout` (installs at 600 s: the SSH session gives up on a
-///    command silent for 900 s, ssh::IO_TIMEOUT).
-/// 3. Load the kernel modules the data plane needs now (they are also listed in modules-load.d for boot):
+///    iptables`, noninteractive, each bounded by `timeout`. The script prints nothing on stdout until its end, and
+///    the SSH session gives up on a command silent for 900 s (ssh::IO_TIMEOUT): the waits add up to at most
+///    240 (cloud-init) + 120 (update) + 450 (install) = 810 s, leaving room for the key.
+/// 3. Load the kernel modules the data plane needs now, unless already loaded (a kernel upgraded since boot has no
+///    modules directory for the running kernel, yet what is loaded works; they are also in modules-load.d for boot):
 ///    ip_gre, dummy, xt_policy, xt_NETMAP, and nft_compat when `iptables --version` says nf_tables (iptables-nft
 ///    runs the xt matches/targets through nft_compat).
 /// 4. `ipsec checknss`: "checks or initialises the NSS database ... If database exists returns successfully"
@@ -32,18 +34,18 @@ quiet() {
   if "$@" >"$log" 2>&1; then rm -f "$log"; return 0; else rc=$?; fi
   echo "$why" >&2; echo "\`$*\` failed (exit $rc); last lines:" >&2; tail -n 5 "$log" >&2; rm -f "$log"; return "$rc"
 }
-if have cloud-init; then timeout 900 cloud-init status --wait >/dev/null 2>&1 || true; fi
+if have cloud-init; then timeout 240 cloud-init status --wait >/dev/null 2>&1 || true; fi
 if ! have ipsec || ! have iptables-restore; then
   if have dnf; then
     echo "libreswan or iptables missing (first boot could not install them?): installing with dnf" >&2
     quiet "could not install libreswan iptables-nft with dnf: the host needs a route to its package repositories (Elastic IP or NAT)" \
-      timeout 600 dnf -y install libreswan iptables-nft || exit 3
+      timeout 450 dnf -y install libreswan iptables-nft || exit 3
   elif have apt-get; then
     echo "libreswan or iptables missing (first boot could not install them?): installing with apt-get" >&2
     DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
     why="could not install libreswan iptables with apt-get: the host needs a route to its package repositories (Elastic IP or NAT)"
-    quiet "$why" timeout 300 apt-get -q update || exit 3
-    quiet "$why" timeout 600 apt-get -q -y -o DPkg::Lock::Timeout=120 install libreswan iptables || exit 3
+    quiet "$why" timeout 120 apt-get -q update || exit 3
+    quiet "$why" timeout 450 apt-get -q -y -o DPkg::Lock::Timeout=120 install libreswan iptables || exit 3
   fi
 fi
 have ipsec || { echo "libreswan is not installed (ipsec not found); first boot may have failed: check /var/log/cloud-init-output.log" >&2; exit 3; }
@@ -52,6 +54,7 @@ mods="ip_gre dummy xt_policy xt_NETMAP"
 case $(iptables --version 2>/dev/null || true) in *nf_tables*) mods="$mods nft_compat" ;; esac
 have modprobe || { echo "modprobe not found (install kmod): cannot load the kernel modules $mods" >&2; exit 4; }
 for m in $mods; do
+  [ -d "/sys/module/$m" ] && continue
   quiet "kernel module $m cannot be loaded: install the running kernel's modules package (linux-modules-extra-\$(uname -r) on Ubuntu), or reboot if the kernel was upgraded since boot, then run vpclink configure again" \
     modprobe "$m" || exit 4
 done

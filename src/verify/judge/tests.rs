@@ -422,15 +422,20 @@ fn ike_settle_stops_at_once_when_up_and_soon_when_nothing_moves() {
 fn every_lane_fits_the_budget() {
     for (lane, windows) in probe::lane_windows() {
         assert!(
-            CONNECT_WAIT + windows <= BUDGET,
-            "lane {lane}: {} s of windows after {} s of connecting exceed the {} s budget",
+            windows <= BUDGET,
+            "lane {lane}: {} s of windows exceed the {} s budget",
             windows.as_secs_f64(),
-            CONNECT_WAIT.as_secs(),
             BUDGET.as_secs()
         );
     }
+    // A dead link must be reported within 15 s when the sessions open in a few seconds (the lab: ~1 s); slow SSH
+    // has its own, longer bound.
     assert!(
-        BUDGET <= Duration::from_secs(15),
+        BUDGET + Duration::from_secs(4) <= Duration::from_secs(15),
         "a dead link must be reported within 15 s"
+    );
+    assert!(
+        CONNECT_WAIT >= Duration::from_secs(10),
+        "room for SSH through the tunnel host from afar"
     );
 }

@@ -7,18 +7,18 @@ quiet() {
   if "$@" >"$log" 2>&1; then rm -f "$log"; return 0; else rc=$?; fi
   echo "$why" >&2; echo "\`$*\` failed (exit $rc); last lines:" >&2; tail -n 5 "$log" >&2; rm -f "$log"; return "$rc"
 }
-if have cloud-init; then timeout 900 cloud-init status --wait >/dev/null 2>&1 || true; fi
+if have cloud-init; then timeout 240 cloud-init status --wait >/dev/null 2>&1 || true; fi
 if ! have ipsec || ! have iptables-restore; then
   if have dnf; then
     echo "libreswan or iptables missing (first boot could not install them?): installing with dnf" >&2
     quiet "could not install libreswan iptables-nft with dnf: the host needs a route to its package repositories (Elastic IP or NAT)" \
-      timeout 600 dnf -y install libreswan iptables-nft || exit 3
+      timeout 450 dnf -y install libreswan iptables-nft || exit 3
   elif have apt-get; then
     echo "libreswan or iptables missing (first boot could not install them?): installing with apt-get" >&2
     DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
     why="could not install libreswan iptables with apt-get: the host needs a route to its package repositories (Elastic IP or NAT)"
-    quiet "$why" timeout 300 apt-get -q update || exit 3
-    quiet "$why" timeout 600 apt-get -q -y -o DPkg::Lock::Timeout=120 install libreswan iptables || exit 3
+    quiet "$why" timeout 120 apt-get -q update || exit 3
+    quiet "$why" timeout 450 apt-get -q -y -o DPkg::Lock::Timeout=120 install libreswan iptables || exit 3
   fi
 fi
 have ipsec || { echo "libreswan is not installed (ipsec not found); first boot may have failed: check /var/log/cloud-init-output.log" >&2; exit 3; }
@@ -27,6 +27,7 @@ mods="ip_gre dummy xt_policy xt_NETMAP"
 case $(iptables --version 2>/dev/null || true) in *nf_tables*) mods="$mods nft_compat" ;; esac
 have modprobe || { echo "modprobe not found (install kmod): cannot load the kernel modules $mods" >&2; exit 4; }
 for m in $mods; do
+  [ -d "/sys/module/$m" ] && continue
   quiet "kernel module $m cannot be loaded: install the running kernel's modules package (linux-modules-extra-\$(uname -r) on Ubuntu), or reboot if the kernel was upgraded since boot, then run vpclink configure again" \
     modprobe "$m" || exit 4
 done
