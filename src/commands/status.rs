@@ -22,13 +22,61 @@ pub(super) async fn status(a: NameArg, out: &Output) -> Result<()> {
         items,
     };
     out.emit(&report, || crate::status::human(&report));
-    // Drift is a finding, like a failed verify check: scripts can act on the exit code.
-    let drifted = report.items.iter().filter(|i| !i.ok).count();
-    if drifted > 0 {
-        return Err(Error::ChecksFailed {
-            failed: drifted,
-            total: report.items.len(),
-        });
+    // Drift, or what cannot be judged, is a finding like a failed verify check: scripts can act on the exit code.
+    match verdict(&report.items) {
+        Some(why) => Err(Error::Runtime(why)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What `status` exits with: None when every item is ok, else how many drifted and how many could not be judged.
+fn verdict(items: &[crate::status::Item]) -> Option<String> {
+    use crate::status::Health;
+    let count = |h: Health| items.iter().filter(|i| i.health == h).count();
+    let (drift, unknown) = (count(Health::Drift), count(Health::Unknown));
+    match (drift, unknown) {
+        (0, 0) => None,
+        (d, 0) => Some(format!("{d} of {} items drifted", items.len())),
+        (0, u) => Some(format!(
+            "{u} of {} items could not be judged (unknown; the table says why)",
+            items.len()
+        )),
+        (d, u) => Some(format!(
+            "{d} of {} items drifted and {u} could not be judged (unknown; the table says why)",
+            items.len()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::side::Side;
+    use crate::status::{Health, Item};
+
+    fn item(health: Health) -> Item {
+        Item {
+            side: Side::East,
+            resource: "r".into(),
+            id: "i".into(),
+            ok: health == Health::Ok,
+            health,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn unknown_is_said_apart_from_drift() {
+        assert_eq!(verdict(&[item(Health::Ok)]), None);
+        assert_eq!(
+            verdict(&[item(Health::Ok), item(Health::Drift)]).unwrap(),
+            "1 of 2 items drifted"
+        );
+        assert!(verdict(&[item(Health::Unknown)])
+            .unwrap()
+            .starts_with("1 of 1 items could not be judged"));
+        assert!(verdict(&[item(Health::Drift), item(Health::Unknown)])
+            .unwrap()
+            .contains("1 of 2 items drifted and 1 could not be judged"));
+    }
 }
