@@ -79,32 +79,20 @@ const EARLIER_ALLOCATION_WAIT: std::time::Duration = std::time::Duration::from_s
 
 /// The address an interrupted run allocated, once listed by tag; None if none shows within the wait.
 async fn allocated_earlier(step: &Step<'_>, tags: &LinkTags) -> Result<Option<ElasticIp>> {
-    let deadline = tokio::time::Instant::now() + EARLIER_ALLOCATION_WAIT;
-    loop {
+    super::until_listed(EARLIER_ALLOCATION_WAIT, || async {
         let listed = label("eip_read", step.aws.ec2.describe_addresses(tags.filters())).await?;
-        if let Some(eip) = listed.iter().find_map(from_address) {
-            return Ok(Some(eip));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+        Ok(listed.iter().find_map(from_address))
+    })
+    .await
 }
 
 /// The recorded address, read by id until listed (a few seconds at most); None when it is really gone.
 async fn recorded_address(step: &Step<'_>, allocation_id: &str) -> Result<Option<ElasticIp>> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    super::until_listed(std::time::Duration::from_secs(10), || async {
         let a = label("eip_read", step.aws.ec2.describe_address(allocation_id)).await?;
-        if let Some(a) = a.as_ref().and_then(from_address) {
-            return Ok(Some(a));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+        Ok(a.as_ref().and_then(from_address))
+    })
+    .await
 }
 
 /// The Elastic IP is on the tunnel host's network interface (the survey shows an association made earlier).

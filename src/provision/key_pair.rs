@@ -184,27 +184,25 @@ async fn adopt(
     public_key: &str,
     duplicate: crate::aws::AwsError,
 ) -> Result<String> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let found = label(
+    let found = super::until_listed(std::time::Duration::from_secs(30), || async {
+        let listed = label(
             "kp_find_again",
             step.aws
                 .ec2
                 .describe_key_pairs(vec![crate::aws::tags::filter("key-name", name)]),
         )
         .await?;
-        match found.first() {
-            // The other side of this run imported it: with no key and no fingerprint listed, the Duplicate of a
-            // name this run's two sides share is taken as that.
-            Some(kp) if holds(kp, public_key).unwrap_or(true) => {
-                return Ok(kp.key_pair_id().unwrap_or(name).to_string())
-            }
-            Some(_) => return Err(foreign(step, name)),
-            None if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await
-            }
-            None => return Err(duplicate.into()),
+        Ok(listed.into_iter().next())
+    })
+    .await?;
+    match found {
+        // The other side of this run imported it: with no key and no fingerprint listed, the Duplicate of a name
+        // this run's two sides share is taken as that.
+        Some(kp) if holds(&kp, public_key).unwrap_or(true) => {
+            Ok(kp.key_pair_id().unwrap_or(name).to_string())
         }
+        Some(_) => Err(foreign(step, name)),
+        None => Err(duplicate.into()),
     }
 }
 

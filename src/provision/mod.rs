@@ -33,6 +33,26 @@ use serde::Serialize;
 use std::time::Duration;
 use survey::Survey;
 
+/// Read until `read` finds what it looks for, every 500 ms for at most `wait`; None when it never showed. EC2's
+/// reads lag its creates (https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html): something an
+/// earlier (interrupted) run or the other side made a moment ago may not be listed yet.
+pub(crate) async fn until_listed<T, F, Fut>(wait: Duration, mut read: F) -> Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(found) = read().await? {
+            return Ok(Some(found));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// One side's view while provisioning.
 pub struct Step<'a> {
     pub aws: &'a SideAws,

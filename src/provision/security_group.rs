@@ -214,9 +214,8 @@ async fn adopt_group(
     duplicate: crate::aws::AwsError,
 ) -> Result<String> {
     let name = tags.name();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let found = label(
+    let found = super::until_listed(std::time::Duration::from_secs(30), || async {
+        let listed = label(
             "sg_find_again",
             step.aws.ec2.describe_security_groups(vec![
                 crate::aws::tags::filter("vpc-id", step.vpc_id()),
@@ -224,23 +223,18 @@ async fn adopt_group(
             ]),
         )
         .await?;
-        match found.first() {
-            Some(g) if tags.matches(g.tags()) => {
-                return Ok(g.group_id().unwrap_or_default().to_string())
-            }
-            Some(g) => {
-                return Err(crate::error::Error::Input(format!(
-                    "{} side: security group {name} ({}) exists in VPC {} without this link's tags; it is not vpclink's to use: rename or delete it, or pick another --name",
-                    step.side(),
-                    g.group_id().unwrap_or("?"),
-                    step.vpc_id()
-                )))
-            }
-            None if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await
-            }
-            None => return Err(duplicate.into()),
-        }
+        Ok(listed.into_iter().next())
+    })
+    .await?;
+    match found {
+        Some(g) if tags.matches(g.tags()) => Ok(g.group_id().unwrap_or_default().to_string()),
+        Some(g) => Err(crate::error::Error::Input(format!(
+            "{} side: security group {name} ({}) exists in VPC {} without this link's tags; it is not vpclink's to use: rename or delete it, or pick another --name",
+            step.side(),
+            g.group_id().unwrap_or("?"),
+            step.vpc_id()
+        ))),
+        None => Err(duplicate.into()),
     }
 }
 
