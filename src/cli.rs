@@ -1,7 +1,8 @@
 //! The command line. These names are a contract: other tooling calls them.
 
 use crate::link::DEFAULT_NAME;
-use crate::state::Os;
+use crate::side::Side;
+use crate::state::{Os, Role};
 use clap::{Args, Parser, Subcommand};
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
@@ -36,8 +37,10 @@ pub enum Command {
     Down(DownArgs),
     /// Translate addresses real <-> mapped, both directions, offline from state.
     Map(MapArgs),
-    /// Write exactly the files and commands configure would push, per host.
+    /// Write exactly the files and commands configure would push, per host, and each host's first-boot user-data.
     Render(RenderArgs),
+    /// Pin a host's SSH host key from a saved console output (when this profile may not read consoles).
+    Pin(PinArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -168,6 +171,25 @@ pub struct RenderArgs {
     /// Directory to write into: one folder per host.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PinArgs {
+    #[command(flatten)]
+    pub name: NameArg,
+    /// The side of the host whose key to pin.
+    #[arg(long, value_enum, help_heading = "Host")]
+    pub side: Side,
+    /// Which host on that side.
+    #[arg(long, value_enum, default_value_t = Role::Tunnel, help_heading = "Host")]
+    pub role: Role,
+    /// The host's saved console output: EC2's GetConsoleOutput (`aws ec2 get-console-output --output text`), the
+    /// EC2 console's "Get system log", or a serial log.
+    #[arg(long, value_name = "FILE", help_heading = "Host")]
+    pub console: PathBuf,
+    /// Replace a key already pinned for that host (only when the host was really replaced or re-keyed).
+    #[arg(long, help_heading = "Host")]
+    pub replace: bool,
 }
 
 /// Link names become file names, AWS tag values and interface/conn names: keep them short and plain.

@@ -4,7 +4,7 @@
 use crate::output::Output;
 use crate::render::{self, TunnelFacts, TunnelView};
 use crate::side::{PerSide, Side};
-use crate::ssh::{Conn, HostKeyPolicy, SshError};
+use crate::ssh::{Conn, FileWrite, HostKeyPolicy, SshError};
 use crate::state::{Host, LinkState, StateFiles};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -42,6 +42,27 @@ pub struct ConfigureReport {
     /// Seconds from the end of the apply until both ends showed the ESP SA; None when nothing was applied or
     /// the SA did not come up within the wait (verify then says why).
     pub sa_up_after_s: Option<u64>,
+    /// Where the time went, in seconds, phase by phase.
+    pub timings: Timings,
+}
+
+/// configure's phases, in seconds (one decimal). Both sides run each phase at once, so a phase takes as long as
+/// its slower side.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Timings {
+    /// SSH to both tunnel hosts and host preparation (packages checked, modules, the RSA key made or read).
+    pub prepare_s: f64,
+    /// Comparing, writing and applying the files (services restarted).
+    pub push_apply_s: f64,
+    /// From the apply until both ends have the ESP SA and a GRE echo through it.
+    pub settle_s: f64,
+    /// Reaching the test hosts (pins their host keys for verify), while the link settles.
+    pub test_hosts_s: f64,
+    pub total_s: f64,
+}
+
+fn secs(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
 }
 
 /// How long configure waits for the SA and a GRE echo after applying, so that an immediate verify tests a settled
@@ -237,6 +258,14 @@ fn prepare(state: &LinkState, side: Side, key: &Path) -> Result<Prepared, crate:
         }
         .into());
     }
+    let libreswan = render::parse_libreswan(&out).unwrap_or_else(|| {
+        let assumed = render::Libreswan::expected(host.os);
+        tracing::warn!(
+            "{label}: `ipsec --version` did not say which libreswan runs; rendering for {assumed}, what {:?} ships",
+            host.os
+        );
+        assumed
+    });
     Ok(Prepared {
         conn,
         facts: TunnelFacts {
@@ -245,6 +274,7 @@ fn prepare(state: &LinkState, side: Side, key: &Path) -> Result<Prepared, crate:
             uplink,
             os: host.os,
             rsa_pubkey,
+            libreswan,
         },
         pinned,
     })
@@ -319,12 +349,32 @@ fn push(
         .iter()
         .map(|f| crate::ssh::quote(&f.path))
         .collect();
-    let sums = conn.run(&format!("sha256sum {} 2>/dev/null", paths.join(" ")))?;
-    let remote: BTreeMap<&str, &str> = sums
+    // What the host has, in one command: the files' checksums, whether the link's services run, the stamp of what
+    // was last applied (writing the files below changes none of the last two).
+    let stamp_file = stamp_path(dir);
+    let seen = conn.run(&format!(
+        "sha256sum {} 2>/dev/null\n\
+         if systemctl is-active --quiet {unit} && systemctl is-active --quiet ipsec.service; then echo 'vpclink-active: yes'; else echo 'vpclink-active: no'; fi\n\
+         echo \"vpclink-stamp: $(cat {} 2>/dev/null)\"",
+        paths.join(" "),
+        crate::ssh::quote(&stamp_file)
+    ))?;
+    let remote: BTreeMap<&str, &str> = seen
         .stdout
         .lines()
         .filter_map(|l| l.split_once("  ").map(|(h, p)| (p.trim(), h.trim())))
         .collect();
+    let active = seen
+        .stdout
+        .lines()
+        .any(|l| l.trim() == "vpclink-active: yes");
+    let have_stamp = seen
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("vpclink-stamp:"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let mut changed = Vec::new();
     for f in &cfg.files {
         if remote.get(f.path.as_str()) != Some(&sha256_hex(&f.content).as_str()) {
@@ -332,9 +382,17 @@ fn push(
         }
     }
     // Stage everything before applying anything, so a dropped connection leaves the old config in force.
-    for f in cfg.files.iter().filter(|f| changed.contains(&f.path)) {
-        conn.write_file(&f.path, f.mode, &f.content)?;
-    }
+    let staged: Vec<FileWrite> = cfg
+        .files
+        .iter()
+        .filter(|f| changed.contains(&f.path))
+        .map(|f| FileWrite {
+            path: &f.path,
+            mode: f.mode,
+            content: &f.content,
+        })
+        .collect();
+    conn.write_files(&staged)?;
     // Tests only (scripts/lab): stop here, as a run whose connection dropped between writing and applying would.
     if !changed.is_empty() && std::env::var_os("VPCLINK_STOP_BEFORE_APPLY").is_some() {
         return Err(SshError::Command {
@@ -346,29 +404,11 @@ fn push(
                     .into(),
         });
     }
-    let active = conn
-        .run(&format!(
-            "systemctl is-active --quiet {unit} && systemctl is-active --quiet ipsec.service"
-        ))?
-        .status
-        == 0;
     let want = stamp(cfg);
-    let stamp_file = stamp_path(dir);
-    let have = conn.run(&format!(
-        "cat {} 2>/dev/null",
-        crate::ssh::quote(&stamp_file)
-    ))?;
-    let reason = apply_reason(changed.len(), have.stdout.trim() == want, active);
+    let reason = apply_reason(changed.len(), have_stamp == want, active);
     let applied = reason.is_some();
     if applied {
-        // The stamp goes first out of date, so a run that stops in the middle of applying is applied again.
-        conn.check(&format!("rm -f {}", crate::ssh::quote(&stamp_file)))?;
-        for cmd in &cfg.apply {
-            conn.check(cmd)?;
-        }
-        // Everything the apply wrote (unit symlinks, libreswan's state) on disk before the stamp says "applied".
-        conn.check("sync")?;
-        conn.write_file(&stamp_file, 0o644, &format!("{want}\n"))?;
+        conn.check(&apply_script(&cfg.apply, &stamp_file, &want))?;
     }
     Ok(HostReport {
         side,
@@ -379,6 +419,26 @@ fn push(
     })
 }
 
+/// The apply as one command: the stamp goes out of date first (a run that stops in the middle is applied again),
+/// then each command in order, the first failure named and fatal, then everything the apply wrote (unit symlinks,
+/// libreswan's state) to disk before the stamp, written durably, says "applied".
+pub fn apply_script(apply: &[String], stamp_file: &str, stamp: &str) -> String {
+    let mut s = format!("rm -f {}\n", crate::ssh::quote(stamp_file));
+    for cmd in apply {
+        s.push_str(&format!(
+            "{cmd} || {{ rc=$?; echo {} >&2; exit $rc; }}\n",
+            crate::ssh::quote(&format!("vpclink: apply step failed: {cmd}"))
+        ));
+    }
+    s.push_str("sync\n");
+    s.push_str(&crate::ssh::durable_write_script(&[FileWrite {
+        path: stamp_file,
+        mode: 0o644,
+        content: &format!("{stamp}\n"),
+    }]));
+    s
+}
+
 /// Configure both tunnel hosts. Host keys seen for the first time and the collected facts are recorded in `state`.
 pub fn configure(
     files: &StateFiles,
@@ -386,8 +446,11 @@ pub fn configure(
     out: &Output,
 ) -> Result<ConfigureReport, crate::Error> {
     let key = key_path(files)?;
+    let t0 = std::time::Instant::now();
+    let mut timings = Timings::default();
     let pb = out.spinner("configure: connecting to both tunnel hosts, preparing IPsec keys");
     let prepared = both(|side| prepare(state, side, &key))?;
+    timings.prepare_s = secs(t0.elapsed());
     for side in Side::BOTH {
         let p = prepared.get(side);
         if let Some(h) = state.side_mut(side).tunnel.as_mut() {
@@ -396,11 +459,13 @@ pub fn configure(
             }
             h.uplink = Some(p.facts.uplink.clone());
             h.ipsec_pubkey = Some(p.facts.rsa_pubkey.clone());
+            h.libreswan = Some(p.facts.libreswan.to_string());
         }
     }
     files.save(state)?;
 
     pb.set_message("configure: pushing and applying host configuration");
+    let t1 = std::time::Instant::now();
     let link = &state.plan;
     let reports = both(|side| {
         let p = prepared.get(side);
@@ -414,39 +479,62 @@ pub fn configure(
         push(&p.conn, side, &cfg, &view.unit_name(), &view.dir()).map_err(crate::Error::from)
     })?;
     let applied = reports.east.applied || reports.west.applied;
-    let sa_up_after_s = if applied {
-        pb.set_message("configure: waiting for the IPsec SA and traffic through GRE");
-        let conn_name = format!("vpclink-{}", state.name);
-        let start = std::time::Instant::now();
-        loop {
-            if Side::BOTH
-                .iter()
-                .all(|&side| sa_up(&prepared.get(side).conn, &conn_name, side))
-            {
-                break Some(start.elapsed().as_secs());
+    timings.push_apply_s = secs(t1.elapsed());
+    // Waiting for the link to settle and reaching the test hosts (which pins their host keys for verify; nothing is
+    // pushed to them) are independent: the test hosts are reached through the tunnel hosts' SSH, not the tunnel.
+    let key_path = &key;
+    let settled_state: &LinkState = state;
+    let (sa_up_after_s, tested) = std::thread::scope(|sc| {
+        let tests = sc.spawn(move || {
+            let t3 = std::time::Instant::now();
+            let pinned = both(|side| {
+                let Some(host) = settled_state.side(side).test.clone() else {
+                    return Ok(None);
+                };
+                let label = format!("{side} test host");
+                let (_, pinned) = connect(settled_state, side, &host, &label, key_path, SSH_WAIT)?;
+                Ok(pinned)
+            });
+            (pinned, secs(t3.elapsed()))
+        });
+        let t2 = std::time::Instant::now();
+        let sa = if applied {
+            pb.set_message("configure: waiting for the IPsec SA and traffic through GRE");
+            let conn_name = format!("vpclink-{}", settled_state.name);
+            loop {
+                let up = both(|side| Ok(sa_up(&prepared.get(side).conn, &conn_name, side)))
+                    .is_ok_and(|b| b.east && b.west);
+                if up {
+                    break Some(t2.elapsed().as_secs());
+                }
+                if t2.elapsed() >= SA_WAIT {
+                    break None;
+                }
+                // Each check is two SSH round trips per side already; a short pause keeps the reported time close.
+                std::thread::sleep(std::time::Duration::from_millis(500));
             }
-            if start.elapsed() >= SA_WAIT {
-                break None;
-            }
-            std::thread::sleep(std::time::Duration::from_secs(2));
-        }
-    } else {
-        None
-    };
-    pb.finish_and_clear();
-
-    // Test hosts need nothing pushed; reaching them now pins their host keys for verify.
-    for side in Side::BOTH {
-        let Some(host) = state.side(side).test.clone() else {
-            continue;
+        } else {
+            None
         };
-        let label = format!("{side} test host");
-        let (_, pinned) = connect(state, side, &host, &label, &key, SSH_WAIT)?;
-        if let (Some(k), Some(h)) = (pinned, state.side_mut(side).test.as_mut()) {
+        let settle_s = secs(t2.elapsed());
+        (
+            (sa, settle_s),
+            tests.join().expect("test host thread panicked"),
+        )
+    });
+    let (sa_up_after_s, settle_s) = sa_up_after_s;
+    timings.settle_s = settle_s;
+    let (pinned, test_hosts_s) = tested;
+    timings.test_hosts_s = test_hosts_s;
+    pb.finish_and_clear();
+    let pinned = pinned?;
+    for side in Side::BOTH {
+        if let (Some(k), Some(h)) = (pinned.get(side).clone(), state.side_mut(side).test.as_mut()) {
             h.host_key = Some(k);
         }
     }
     files.save(state)?;
+    timings.total_s = secs(t0.elapsed());
 
     let hosts = vec![reports.east, reports.west];
     Ok(ConfigureReport {
@@ -454,6 +542,7 @@ pub fn configure(
         changed: hosts.iter().any(|h| h.applied),
         hosts,
         sa_up_after_s,
+        timings,
     })
 }
 
@@ -496,6 +585,11 @@ pub fn human(r: &ConfigureReport) -> String {
             SA_WAIT.as_secs()
         )),
     }
+    let t = &r.timings;
+    s.push_str(&format!(
+        "configure took {} s: prepare {} s, push and apply {} s, IPsec and GRE settling {} s (test hosts reached meanwhile in {} s)\n",
+        t.total_s, t.prepare_s, t.push_apply_s, t.settle_s, t.test_hosts_s
+    ));
     s
 }
 
@@ -531,6 +625,47 @@ mod tests {
         let mut other_mode = cfg("a", "x");
         other_mode.files[0].mode = 0o600;
         assert_ne!(stamp(&cfg("a", "x")), stamp(&other_mode));
+    }
+
+    /// Run here by this machine's sh: the first failing step is named and stops the apply before the stamp; a
+    /// clean apply writes the stamp.
+    #[test]
+    fn apply_script_stops_at_the_first_failure_and_stamps_only_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamp = dir.path().join("applied").to_string_lossy().into_owned();
+        let marker = dir.path().join("ran-after").to_string_lossy().into_owned();
+        std::fs::write(&stamp, "old\n").unwrap();
+        let run = |steps: &[String]| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(apply_script(steps, &stamp, "abc"))
+                .output()
+                .unwrap()
+        };
+        let failing = [
+            "true".to_string(),
+            "false".to_string(),
+            format!("touch {marker}"),
+        ];
+        let out = run(&failing);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("apply step failed: false"));
+        assert!(
+            !std::path::Path::new(&stamp).exists(),
+            "stamp must be gone after a failed apply"
+        );
+        assert!(
+            !std::path::Path::new(&marker).exists(),
+            "no step after the failing one"
+        );
+        let out = run(&["true".to_string(), format!("touch {marker}")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read_to_string(&stamp).unwrap(), "abc\n");
+        assert!(std::path::Path::new(&marker).exists());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! One run per link. `up`, `down` and `configure` take an exclusive lock on `NAME.lock` beside the state file
+//! One run per link. `up`, `down`, `configure` and `pin` take an exclusive lock on `NAME.lock` beside the state file
 //! (flock through `std::fs::File::try_lock`: the kernel releases it when the process ends, however it ends, so a
 //! lock is never stale) and write their PID into it. A second run waits up to [`WAIT`], saying so on stderr, then
 //! exits 1 naming the holder's PID. Read-only commands (plan, status, map, render, verify) take no lock.

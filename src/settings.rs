@@ -19,7 +19,13 @@ pub struct Settings {
     pub allow_loopback_ssh: bool,
     /// VPCLINK_SERIAL_SIDES=1 (benchmarks only): run the two sides one after the other.
     pub serial_sides: bool,
+    /// VPCLINK_CONSOLE_KEY_WAIT: seconds to wait for cloud-init to print a new instance's host keys on its console
+    /// before leaving it to trust on first use (default 600: first boot installs packages before it prints them).
+    pub console_key_wait_s: u64,
 }
+
+/// How long `up` and `configure` wait for a new instance's host keys on its console by default.
+pub const DEFAULT_CONSOLE_KEY_WAIT_S: u64 = 600;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -29,6 +35,7 @@ impl Default for Settings {
             fault_at: None,
             allow_loopback_ssh: false,
             serial_sides: false,
+            console_key_wait_s: DEFAULT_CONSOLE_KEY_WAIT_S,
         }
     }
 }
@@ -107,6 +114,12 @@ impl Settings {
                 "VPCLINK_SERIAL_SIDES",
                 "1 (benchmarks only: one side after the other) or 0",
             )?,
+            console_key_wait_s: positive(
+                &get,
+                "VPCLINK_CONSOLE_KEY_WAIT",
+                "a whole number of seconds from 1 (how long to wait for host keys on a new instance's console; default 600)",
+            )?
+            .map_or(DEFAULT_CONSOLE_KEY_WAIT_S, |n| n as u64),
         })
     }
 
@@ -188,6 +201,7 @@ mod tests {
                 ("VPCLINK_ELASTIC_IP_QUOTA", "10"),
                 ("VPCLINK_ROUTES_PER_TABLE", "200"),
                 ("VPCLINK_FAULT_AT", "4"),
+                ("VPCLINK_CONSOLE_KEY_WAIT", "30"),
                 ("VPCLINK_OTHER", "x"),
             ])
             .unwrap(),
@@ -195,6 +209,7 @@ mod tests {
                 elastic_ip_quota: Some(10),
                 routes_per_table: 200,
                 fault_at: Some(4),
+                console_key_wait_s: 30,
                 ..Settings::default()
             }
         );
@@ -252,6 +267,8 @@ mod tests {
             ("VPCLINK_ROUTES_PER_TABLE", " 50"),
             ("VPCLINK_FAULT_AT", "x"),
             ("VPCLINK_FAULT_AT", "0"),
+            ("VPCLINK_CONSOLE_KEY_WAIT", "0"),
+            ("VPCLINK_CONSOLE_KEY_WAIT", "10m"),
         ] {
             let e = parse(&[(var, value)]).unwrap_err();
             assert_eq!((e.var, e.value.as_str()), (var, value));

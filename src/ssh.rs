@@ -244,23 +244,19 @@ impl Conn {
         })
     }
 
-    /// Write `content` to `path` durably: a temporary file, fsynced, renamed into place, and the directory fsynced,
-    /// so a reader never sees half a file and a power cut right after leaves either the old file or the new one,
-    /// never an empty one (ext4's delayed allocation loses unsynced data on a hard reset: measured in the lab).
-    /// `sync FILE` fsyncs that file or directory (GNU coreutils >= 8.24, "sync invocation"; AL2023, Debian and
-    /// Ubuntu all ship newer).
-    pub fn write_file(&self, path: &str, mode: u32, content: &str) -> Result<(), SshError> {
-        let script = format!(
-            "set -e; d=$(dirname {p}); mkdir -p \"$d\"; t={p}.vpclink-new; umask 077; cat > \"$t\"; chmod {mode:o} \"$t\"; sync \"$t\"; mv -f \"$t\" {p}; sync \"$d\"",
-            p = quote(path)
-        );
-        let out = self.run_with_input(&script, content.as_bytes())?;
+    /// Write files durably, all in one command (see [`durable_write_script`]).
+    pub fn write_files(&self, files: &[FileWrite]) -> Result<(), SshError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let out = self.run(&durable_write_script(files))?;
         if out.status != 0 {
+            let paths: Vec<&str> = files.iter().map(|f| f.path).collect();
             return Err(SshError::Command {
                 host: self.label.clone(),
-                command: format!("write {path}"),
+                command: format!("write {}", paths.join(" ")),
                 status: out.status,
-                stderr: out.stderr.trim().to_string(),
+                stderr: out.stderr.trim().chars().take(600).collect(),
             });
         }
         Ok(())
@@ -316,6 +312,59 @@ pub fn same_key(a: &str, b: &str) -> bool {
 }
 
 /// Single-quote for sh.
+/// One file to write on a host.
+#[derive(Debug, Clone, Copy)]
+pub struct FileWrite<'a> {
+    pub path: &'a str,
+    pub mode: u32,
+    pub content: &'a str,
+}
+
+/// A POSIX sh script that writes every file durably: each to a temporary file beside it, all fsynced, each renamed
+/// into place, then their directories fsynced. A reader never sees half a file, and a power cut right after leaves
+/// either the old file or the new one, never an empty one (ext4's delayed allocation loses unsynced data on a hard
+/// reset: measured in the lab). One command for all the files: under an emulated CPU every command (sudo, a shell)
+/// costs a few hundred milliseconds, and configure writes six files per host. Contents travel base64-encoded in
+/// here-documents, so no byte of a file can end one early. `sync FILE...` fsyncs each file or directory named (GNU
+/// coreutils >= 8.24, "sync invocation"; AL2023, Debian and Ubuntu ship newer); `base64 -d` is coreutils too.
+pub fn durable_write_script(files: &[FileWrite]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut s = String::from("set -e\numask 077\n");
+    let mut temps = Vec::new();
+    let mut dirs: Vec<String> = Vec::new();
+    for f in files {
+        let p = quote(f.path);
+        let t = quote(&format!("{}.vpclink-new", f.path));
+        let dir = std::path::Path::new(f.path)
+            .parent()
+            .map(|d| d.to_string_lossy().into_owned())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| ".".into());
+        let encoded = b64.encode(f.content.as_bytes());
+        s.push_str(&format!("mkdir -p {}\n", quote(&dir)));
+        s.push_str(&format!("base64 -d > {t} <<'VPCLINK_EOF'\n"));
+        for chunk in encoded.as_bytes().chunks(76) {
+            s.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+            s.push('\n');
+        }
+        s.push_str("VPCLINK_EOF\n");
+        s.push_str(&format!("chmod {:o} {t}\n", f.mode));
+        temps.push((t, p));
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    let quoted_temps: Vec<&str> = temps.iter().map(|(t, _)| t.as_str()).collect();
+    s.push_str(&format!("sync {}\n", quoted_temps.join(" ")));
+    for (t, p) in &temps {
+        s.push_str(&format!("mv -f {t} {p}\n"));
+    }
+    let quoted_dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
+    s.push_str(&format!("sync {}\n", quoted_dirs.join(" ")));
+    s
+}
+
 pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -467,5 +516,73 @@ mod tests {
         assert!(!same_key("ssh-ed25519 AAAA", "ssh-ed25519 AAAB"));
         assert!(!same_key("ssh-rsa AAAA", "ssh-ed25519 AAAA"));
         assert!(!same_key("", ""));
+    }
+
+    /// The script is run here, by this machine's sh, on files in a temporary directory: contents (quotes, a line
+    /// that looks like the here-document's end, no trailing newline, binary-ish bytes) arrive exactly, with their
+    /// modes, nothing temporary is left, and a file that existed is replaced.
+    #[test]
+    fn durable_write_script_writes_exactly_what_it_is_given() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = |rel: &str| dir.path().join(rel).to_string_lossy().into_owned();
+        let (a, b, c) = (p("etc/a.conf"), p("etc/sub dir/b's.sh"), p("c"));
+        std::fs::write(&c, "old").unwrap();
+        let tricky = "it's \"quoted\" $HOME `x`\nVPCLINK_EOF\n\u{1}\u{7f} no newline";
+        let files = [
+            FileWrite {
+                path: &a,
+                mode: 0o644,
+                content: "one\n",
+            },
+            FileWrite {
+                path: &b,
+                mode: 0o755,
+                content: tricky,
+            },
+            FileWrite {
+                path: &c,
+                mode: 0o600,
+                content: "",
+            },
+        ];
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(durable_write_script(&files))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for f in &files {
+            assert_eq!(
+                std::fs::read_to_string(f.path).unwrap(),
+                f.content,
+                "{}",
+                f.path
+            );
+            let mode = std::fs::metadata(f.path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, f.mode, "{}", f.path);
+        }
+        let leftovers: Vec<_> = walk(dir.path())
+            .into_iter()
+            .filter(|n| n.ends_with(".vpclink-new"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    fn walk(d: &std::path::Path) -> Vec<String> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap().path();
+            if e.is_dir() {
+                v.extend(walk(&e));
+            } else {
+                v.push(e.to_string_lossy().into_owned());
+            }
+        }
+        v
     }
 }

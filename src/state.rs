@@ -35,11 +35,20 @@ pub struct Options {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Os {
+    /// Amazon Linux 2023 (login ec2-user).
     #[default]
     Al2023,
+    /// Ubuntu Server 24.04 LTS (login ubuntu).
     Ubuntu2404,
-    /// A Debian host (the lab's guests); configured like Ubuntu.
-    Debian,
+    // States written before Debian 13 was supported say "debian": that was Debian 12 (the bookworm AMI, the lab's
+    // guests), so they are read as Debian 12 (and written back as "debian12").
+    /// Debian 12 "bookworm", the Debian cloud team's AMI (login admin).
+    #[serde(alias = "debian")]
+    #[value(name = "debian12")]
+    Debian12,
+    /// Debian 13 "trixie", the Debian cloud team's AMI (login admin).
+    #[value(name = "debian13")]
+    Debian13,
 }
 
 /// What exists on one side. Every id is recorded the moment AWS returns it.
@@ -72,10 +81,12 @@ pub struct SideState {
     pub eip_allocating: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// The tunnel host (public subnet, Elastic IP).
     Tunnel,
+    /// The test host verify reaches across the mapping.
     Test,
 }
 
@@ -111,6 +122,9 @@ pub struct Host {
     /// Learned by configure: the libreswan RSA public key ("0s..."); public, so it may live here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipsec_pubkey: Option<String>,
+    /// Learned by configure: the libreswan version the host runs ("5.2"), for `render` offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libreswan: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,6 +494,7 @@ mod tests {
             host_key: None,
             uplink: None,
             ipsec_pubkey: None,
+            libreswan: None,
         });
         s
     }
@@ -514,6 +529,29 @@ mod tests {
         assert_eq!(edited(|_| {}).unwrap(), sample());
     }
 
+    /// States written before Debian 13 say "debian" (Debian 12): they still load, as Debian 12, and are written back
+    /// with the new name.
+    #[test]
+    fn an_old_debian_state_reads_as_debian12_and_is_written_as_debian12() {
+        let s = edited(|v| {
+            v["options"]["os"] = "debian".into();
+            v["east"]["tunnel"]["os"] = "debian".into();
+        })
+        .unwrap();
+        assert_eq!(s.options.os, Os::Debian12);
+        assert_eq!(s.east.tunnel.as_ref().unwrap().os, Os::Debian12);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["options"]["os"], "debian12");
+        for (os, name) in [
+            (Os::Al2023, "al2023"),
+            (Os::Ubuntu2404, "ubuntu2404"),
+            (Os::Debian12, "debian12"),
+            (Os::Debian13, "debian13"),
+        ] {
+            assert_eq!(serde_json::to_value(os).unwrap(), name);
+            assert_eq!(serde_json::from_value::<Os>(name.into()).unwrap(), os);
+        }
+    }
     /// A hand edit of a state's JSON.
     type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
 

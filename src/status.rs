@@ -446,6 +446,7 @@ mod tests {
             host_key: None,
             uplink: None,
             ipsec_pubkey: None,
+            libreswan: None,
         }
     }
 

@@ -5,7 +5,7 @@
 mod localstack;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use localstack::{count, filter, stderr, stdout, strict_config, Counts, SeedSpec, World};
+use localstack::{cli, count, filter, stderr, stdout, strict_config, Counts, SeedSpec, World};
 
 fn state_routes(w: &World, side: &str) -> Vec<(String, String)> {
     w.state()[side]["routes"]
@@ -423,4 +423,58 @@ async fn a_rerun_with_the_key_pair_in_place_sends_no_import_probe() {
     );
     let down = w.down();
     assert_eq!(down.status.code(), Some(0), "{}", stderr(&down));
+}
+
+/// Real consoles, through GetConsoleOutput: tests/fixtures/console holds Debian 13 guests' first-boot serial
+/// consoles captured by scripts/lab, with the key each guest's sshd presented. East's whole console must pin exactly
+/// that key; west's, cut before the key block, is polled for the bounded wait (VPCLINK_CONSOLE_KEY_WAIT) and then
+/// left to trust on first use, with the warning that names `vpclink pin`.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_consoles_pin_the_presented_key_and_a_silent_one_is_waited_on_then_left() {
+    let url = localstack_or_skip!();
+    let w = World::new(&url, SeedSpec::default()).await;
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/console");
+    let read = |p: &str| std::fs::read_to_string(fixtures.join(p)).unwrap();
+    let east_console = read("debian13-east/console.txt");
+    let presented = read("debian13-east/presented.pub").trim().to_string();
+    let west_full = read("debian13-west/console.txt");
+    let west_cut = &west_full[..west_full
+        .find("-----BEGIN SSH HOST KEY KEYS-----")
+        .expect("the west fixture has a key block")];
+    for (side, console) in [("east", east_console.as_str()), ("west", west_cut)] {
+        let setting = format!(
+            "\"console_text\": {}",
+            serde_json::to_string(console).unwrap()
+        );
+        strict_config(&url, &w.side(side).account, &setting);
+    }
+    let up = w.up(&["--no-test-hosts"]);
+    assert_eq!(up.status.code(), Some(0), "{}", stderr(&up));
+    let started = std::time::Instant::now();
+    let mut c = w.command(&["configure", "--name", &w.name]);
+    c.env("VPCLINK_CONSOLE_KEY_WAIT", "12");
+    let configure = cli::run(c, &["configure"]);
+    // configure then stops at LocalStack's loopback Elastic IPs, which is expected here.
+    assert_ne!(configure.status.code(), Some(0));
+    let err = stderr(&configure);
+    assert_eq!(
+        w.state()["east"]["tunnel"]["host_key"].as_str(),
+        Some(presented.as_str()),
+        "east: the key pinned from the real console is the one sshd presented: {err}"
+    );
+    assert!(
+        w.state()["west"]["tunnel"]["host_key"].is_null(),
+        "west's console had no key block: nothing pinned: {err}"
+    );
+    assert!(
+        err.contains("showed no SSH host key within 12 s") && err.contains("vpclink pin"),
+        "the warning for west: {err}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(12),
+        "west's console was waited on for the whole budget"
+    );
+    let down = w.down();
+    assert_eq!(down.status.code(), Some(0), "{}", stderr(&down));
+    assert_nothing_left(&w).await;
 }

@@ -96,7 +96,8 @@ fn mode(p: &Path) -> u32 {
 }
 
 /// `render --out DIR` (the command) writes, per tunnel host, exactly the files the goldens hold, each with its mode,
-/// plus prepare.sh and apply.sh (the commands configure runs), and nothing else.
+/// plus prepare.sh and apply.sh (the commands configure runs), and the host's first-boot user-data (the golden
+/// user-data/tunnel.yaml, which is `cloud_init::user_data`, the bytes `up` sends), and nothing else.
 fn render_matches_goldens(os: &str, os_dir: &str) {
     let tmp = offline_world(&golden_state(os, None));
     let out_dir = tmp.path().join("rendered");
@@ -116,8 +117,27 @@ fn render_matches_goldens(os: &str, os_dir: &str) {
     for host in ["east-tunnel", "west-tunnel"] {
         let (want_root, got_root) = (golden.join(host), out_dir.join(host));
         let want = files_under(&want_root);
-        let got = files_under(&got_root);
+        let mut got = files_under(&got_root);
+        let user_data = got_root.join("user-data");
+        assert!(
+            got.contains(&PathBuf::from("user-data")),
+            "{host}: render --out writes no user-data"
+        );
+        got.retain(|p| p != Path::new("user-data"));
         assert_eq!(got, want, "{host}: the files render --out writes");
+        let golden_user_data =
+            std::fs::read_to_string(golden.join("user-data/tunnel.yaml")).unwrap();
+        if std::fs::read_to_string(&user_data).unwrap() != golden_user_data {
+            problems.push(format!(
+                "{host}/user-data differs from the golden user-data/tunnel.yaml"
+            ));
+        }
+        if mode(&user_data) != 0o644 {
+            problems.push(format!(
+                "{host}/user-data: mode {:o}, want 644",
+                mode(&user_data)
+            ));
+        }
         for rel in &want {
             let g = std::fs::read_to_string(want_root.join(rel)).unwrap();
             let w = std::fs::read_to_string(got_root.join(rel)).unwrap();
@@ -164,6 +184,63 @@ fn render_out_writes_what_the_goldens_hold_al2023() {
 #[test]
 fn render_out_writes_what_the_goldens_hold_ubuntu2404() {
     render_matches_goldens("ubuntu2404", "ubuntu2404");
+}
+
+#[test]
+fn render_out_writes_what_the_goldens_hold_debian12() {
+    render_matches_goldens("debian12", "debian12");
+}
+
+#[test]
+fn render_out_writes_what_the_goldens_hold_debian13() {
+    render_matches_goldens("debian13", "debian13");
+}
+
+/// A state written before Debian 13 was supported says "debian": it is Debian 12, and renders as such.
+#[test]
+fn render_out_reads_an_old_debian_state_as_debian12() {
+    render_matches_goldens("debian", "debian12");
+}
+
+/// With test hosts, `render --out` also writes each test host's first-boot user-data, `<side>-test/user-data`; without,
+/// no such folder.
+#[test]
+fn render_out_writes_the_test_hosts_user_data_when_the_link_has_test_hosts() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/debian13");
+    let want = std::fs::read_to_string(golden.join("user-data/test.yaml")).unwrap();
+    for test_hosts in [true, false] {
+        let state = golden_state("debian13", None).replace(
+            r#""test_hosts": false"#,
+            &format!(r#""test_hosts": {test_hosts}"#),
+        );
+        let tmp = offline_world(&state);
+        let out_dir = tmp.path().join("rendered");
+        let args = [
+            "render",
+            "--name",
+            "golden",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        let out = cli::run(offline_command(tmp.path(), &args), &args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        for side in ["east", "west"] {
+            let dir = out_dir.join(format!("{side}-test"));
+            if test_hosts {
+                assert_eq!(files_under(&dir), vec![PathBuf::from("user-data")]);
+                assert_eq!(
+                    std::fs::read_to_string(dir.join("user-data")).unwrap(),
+                    want,
+                    "{side}-test/user-data"
+                );
+            } else {
+                assert!(
+                    !dir.exists(),
+                    "{side}-test written for a link without test hosts"
+                );
+            }
+        }
+    }
 }
 
 fn map_json(tmp: &Path, name: &str, addresses: &[&str]) -> serde_json::Value {
@@ -1034,6 +1111,7 @@ fn every_flag_has_help_and_side_flags_are_grouped_by_side() {
         "status",
         "map",
         "render",
+        "pin",
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_vpclink"))
             .args([sub, "--help"])

@@ -44,6 +44,7 @@ fn facts(side: Side, os: Os) -> TunnelFacts {
         uplink: "ens5".into(),
         os,
         rsa_pubkey: key.into(),
+        libreswan: render::Libreswan::expected(os),
     }
 }
 
@@ -174,6 +175,16 @@ fn al2023_goldens() {
 #[test]
 fn ubuntu2404_goldens() {
     check("ubuntu2404", Os::Ubuntu2404);
+}
+
+#[test]
+fn debian12_goldens() {
+    check("debian12", Os::Debian12);
+}
+
+#[test]
+fn debian13_goldens() {
+    check("debian13", Os::Debian13);
 }
 
 #[test]

@@ -2,7 +2,10 @@
 stdin: `python3 - serve ...`). Every wait is bounded.
 
   tcp_bulk.py serve ADDR PORT MAX_SECONDS   accept one connection, read to EOF; print JSON {bytes, seconds, mbit_s}
-  tcp_bulk.py send HOST PORT SECONDS        connect, send zeros for SECONDS, close; print JSON {bytes, seconds}
+  tcp_bulk.py send HOST PORT SECONDS [SRC [MSS]]
+                                            connect (from address SRC if given and not "-"; segments of at most
+                                            MSS bytes if given), send zeros for SECONDS, close;
+                                            print JSON {bytes, seconds}
 
 The receiver's figure is the one to use: from its first byte to EOF. Only modules of Debian's python3-minimal
 (the lab guests have no json module): the JSON is written by hand.
@@ -44,8 +47,15 @@ def serve(addr, port, max_seconds):
     return 0
 
 
-def send(host, port, seconds):
-    c = socket.create_connection((host, port), timeout=10)
+def send(host, port, seconds, src=None, mss=None):
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if mss:
+        # Before connect: it caps what this end sends and what it announces (tcp(7), TCP_MAXSEG).
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
+    if src:
+        c.bind((src, 0))
+    c.settimeout(10)
+    c.connect((host, port))
     buf = b"\0" * 65536
     total, t0 = 0, time.monotonic()
     while time.monotonic() - t0 < seconds:
@@ -64,4 +74,6 @@ def send(host, port, seconds):
 
 if __name__ == "__main__":
     mode, a, b, c = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    sys.exit(serve(a, b, c) if mode == "serve" else send(a, b, c))
+    src = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] != "-" else None
+    mss = int(sys.argv[6]) if len(sys.argv) > 6 else None
+    sys.exit(serve(a, b, c) if mode == "serve" else send(a, b, c, src, mss))

@@ -7,10 +7,13 @@ use crate::output::Output;
 use crate::side::{PerSide, Side};
 use crate::state::{LinkState, StateFiles};
 
-/// How long `up` and `configure` wait for cloud-init to print host keys on a new instance's console. cloud-init
-/// prints them late (keys_to_console runs in its final stage, after the packages are installed), which takes
-/// minutes on a slow mirror; past this, configure trusts the key on first use, with a warning.
-const CONSOLE_KEY_BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long `up` and `configure` wait for cloud-init to print host keys on a new instance's console
+/// (VPCLINK_CONSOLE_KEY_WAIT, default 600 s). cloud-init prints them late (keys_to_console runs in its final stage,
+/// after the packages are installed: 95-100 s in the lab's first boots), which takes minutes on a slow mirror; past
+/// this, configure trusts the key on first use, with a warning.
+fn console_key_budget() -> std::time::Duration {
+    std::time::Duration::from_secs(crate::settings::get().console_key_wait_s)
+}
 /// Pin host keys, then configure both tunnel hosts off the async workers (the SSH layer blocks). Shared by
 /// `configure` and `up`; returns the report and the state as configure left it.
 pub(super) async fn configure_link(
@@ -45,8 +48,8 @@ pub(super) async fn pin_host_keys(files: &StateFiles, out: &Output) -> Result<()
     let aws = connect(targets, None).await?;
     let pb = out.spinner("reading SSH host keys from the instances' consoles");
     let (east, west) = tokio::join!(
-        host_keys::read_keys(&aws.east, wanted.east, CONSOLE_KEY_BUDGET),
-        host_keys::read_keys(&aws.west, wanted.west, CONSOLE_KEY_BUDGET)
+        host_keys::read_keys(&aws.east, &state.name, wanted.east, console_key_budget()),
+        host_keys::read_keys(&aws.west, &state.name, wanted.west, console_key_budget())
     );
     pb.finish_and_clear();
     for (side, found) in [(Side::East, east), (Side::West, west)] {

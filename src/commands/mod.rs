@@ -4,6 +4,7 @@
 mod configure;
 mod down;
 mod map;
+mod pin;
 mod plan;
 mod render;
 mod status;
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Verify(a) => verify::verify_cmd(&a, &out).await,
         Command::Map(a) => map::map_cmd(&a, &out),
         Command::Render(a) => render::render_cmd(&a, &out),
+        Command::Pin(a) => pin::pin_cmd(&a, &out).await,
     }
 }
 

@@ -1,12 +1,13 @@
-//! `vpclink render`: write every file and command each tunnel host gets, offline, for review.
+//! `vpclink render`: write every file and command each tunnel host gets, offline, for review, and each host's
+//! first-boot user-data.
 
 use super::load;
 use crate::cli::RenderArgs;
 use crate::error::{Error, Result};
 use crate::output::Output;
-use crate::render::{self, TunnelFacts, TunnelView};
+use crate::render::{self, cloud_init, TunnelFacts, TunnelView};
 use crate::side::{PerSide, Side};
-use crate::state::LinkState;
+use crate::state::{LinkState, Os, Role};
 use serde::Serialize;
 use std::path::Path;
 
@@ -35,6 +36,18 @@ fn offline_facts(state: &LinkState, side: Side) -> Result<(TunnelFacts, Vec<Stri
         ));
         format!("0s<{side}-rsa-public-key-made-on-the-host-by-configure>")
     });
+    let libreswan = host
+        .libreswan
+        .as_deref()
+        .and_then(|v| render::Libreswan::parse(&format!("Libreswan {v}")))
+        .unwrap_or_else(|| {
+            let assumed = render::Libreswan::expected(host.os);
+            notes.push(format!(
+                "{side}: libreswan version not learned yet; assumed {assumed}, what {:?} ships (configure asks the host)",
+                host.os
+            ));
+            assumed
+        });
     Ok((
         TunnelFacts {
             private_ip: host.private_ip,
@@ -42,6 +55,7 @@ fn offline_facts(state: &LinkState, side: Side) -> Result<(TunnelFacts, Vec<Stri
             uplink,
             os: host.os,
             rsa_pubkey,
+            libreswan,
         },
         notes,
     ))
@@ -63,6 +77,11 @@ pub(super) fn render_cmd(a: &RenderArgs, out: &Output) -> Result<()> {
         let cfg = render::tunnel_host(&view);
         let dir = a.out.join(format!("{side}-tunnel"));
         written.extend(write_host_dir(&dir, &cfg)?);
+        written.push(write_user_data(&dir, Role::Tunnel, facts.get(side).os)?);
+        if let Some(os) = test_host_os(&state, side) {
+            let dir = a.out.join(format!("{side}-test"));
+            written.push(write_user_data(&dir, Role::Test, os)?);
+        }
     }
     let notes: Vec<String> = e.1.into_iter().chain(w.1).collect();
     #[derive(Serialize)]
@@ -84,15 +103,34 @@ pub(super) fn render_cmd(a: &RenderArgs, out: &Output) -> Result<()> {
     Ok(())
 }
 
+/// The OS of this side's test host, when the link has one (recorded, or asked for when the link was made).
+fn test_host_os(state: &LinkState, side: Side) -> Option<Os> {
+    match &state.side(side).test {
+        Some(h) => Some(h.os),
+        None => state.options.test_hosts.then_some(state.options.os),
+    }
+}
+
+fn write_error(p: &Path, e: std::io::Error) -> Error {
+    Error::Runtime(format!("cannot write {}: {e}; check --out", p.display()))
+}
+
+/// `DIR/user-data`: the host's first-boot user-data, the very bytes `up` sends as RunInstances' UserData (both call
+/// `cloud_init::user_data`), for a lab that boots the host through cloud-init's NoCloud data source. It holds no
+/// secret (packages only), hence 0644.
+fn write_user_data(dir: &Path, role: Role, os: Os) -> Result<String> {
+    let p = dir.join("user-data");
+    crate::state::write_atomic(&p, cloud_init::user_data(role, os).as_bytes(), 0o644)
+        .map_err(|e| write_error(&p, e))?;
+    Ok(p.display().to_string())
+}
+
 /// One folder per host: files under their absolute paths, plus prepare.sh and apply.sh (the commands, in order).
 fn write_host_dir(dir: &Path, cfg: &render::HostConfig) -> Result<Vec<String>> {
-    let io = |p: &Path, e: std::io::Error| {
-        Error::Runtime(format!("cannot write {}: {e}; check --out", p.display()))
-    };
     let mut written = Vec::new();
     let mut put = |rel: &str, content: &str, mode: u32| -> Result<()> {
         let p = dir.join(rel.trim_start_matches('/'));
-        crate::state::write_atomic(&p, content.as_bytes(), mode).map_err(|e| io(&p, e))?;
+        crate::state::write_atomic(&p, content.as_bytes(), mode).map_err(|e| write_error(&p, e))?;
         written.push(p.display().to_string());
         Ok(())
     };

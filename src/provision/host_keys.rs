@@ -1,7 +1,8 @@
 //! Pin each instance's SSH host key before the first connection: cloud-init prints the host keys on the serial
 //! console between `-----BEGIN SSH HOST KEY KEYS-----` and `-----END SSH HOST KEY KEYS-----`, and the console is
 //! read through the EC2 API, a channel an attacker on the network path cannot forge. Hosts whose console shows no
-//! key in time are left unpinned; configure then trusts on first use, warns, and pins.
+//! key in time are left unpinned; configure then trusts on first use, warns, and pins. A profile that may not read
+//! consoles can still pin: `vpclink pin` takes the key from a console output someone else saved.
 
 use crate::aws::{AwsError, SideAws};
 use crate::side::Side;
@@ -113,6 +114,19 @@ pub fn next_step(
     }
 }
 
+/// How to pin a host's key when this profile cannot read it from the console: someone who may read the console
+/// saves it, and `vpclink pin` takes the key from the file, before configure trusts the key offered on first use.
+pub fn pin_by_hand(link: &str, side: Side, role: Role, instance_id: &str) -> String {
+    format!(
+        "to pin it instead, have someone who may read consoles save its console output once first boot has \
+         finished (EC2 console: Get system log; or `aws ec2 get-console-output --instance-id {instance_id} \
+         --latest --output text > FILE`, without --latest on Xen types such as t2), then run `vpclink pin --name \
+         {link} --side {side} --role {} --console FILE` before `vpclink configure` (`vpclink up --no-configure` \
+         stops before it)",
+        role.as_str()
+    )
+}
+
 /// One host being polled.
 struct Polled {
     role: Role,
@@ -126,6 +140,7 @@ struct Polled {
 /// sshd); a host whose console never shows a key is named in a warning, and configure trusts it on first use.
 pub async fn read_keys(
     aws: &SideAws,
+    link: &str,
     wanted: Vec<(Role, String)>,
     budget: Duration,
 ) -> Vec<(Role, String)> {
@@ -160,11 +175,12 @@ pub async fn read_keys(
                     ConsoleStep::Wait => still.push(h),
                     ConsoleStep::Denied => {
                         tracing::warn!(
-                            "{side} {} {}: profile {} may not read instance consoles ({}); its SSH host key will be trusted on first use. Allow ec2:GetConsoleOutput to have it pinned from the console",
+                            "{side} {} {}: profile {} may not read instance consoles ({}); its SSH host key will be trusted on first use. Allow ec2:GetConsoleOutput to have it pinned from the console, or {}",
                             h.role.as_str(),
                             h.id,
                             aws.profile,
-                            read.as_ref().err().map(|e| e.code().to_string()).unwrap_or_default()
+                            read.as_ref().err().map(|e| e.code().to_string()).unwrap_or_default(),
+                            pin_by_hand(link, side, h.role, &h.id)
                         );
                     }
                     ConsoleStep::DropLatest => {
@@ -211,7 +227,7 @@ pub async fn read_keys(
     }
     for h in &left {
         tracing::warn!(
-            "{side} {} {}: the console showed no SSH host key within {} s{}; configure will trust the key offered on first use and pin it",
+            "{side} {} {}: the console showed no SSH host key within {} s{}; configure will trust the key offered on first use and pin it; {}",
             h.role.as_str(),
             h.id,
             budget.as_secs(),
@@ -219,7 +235,8 @@ pub async fn read_keys(
                 format!(" ({} console reads failed)", h.failures)
             } else {
                 String::new()
-            }
+            },
+            pin_by_hand(link, side, h.role, &h.id)
         );
     }
     found
@@ -321,6 +338,18 @@ mod tests {
                 "{code}"
             );
         }
+    }
+
+    /// The warnings for a host left to trust on first use say how to pin its key by hand instead.
+    #[test]
+    fn the_hand_pinning_hint_names_the_command_for_that_host() {
+        let h = pin_by_hand("lnk", Side::West, Role::Test, "i-0abc");
+        assert!(
+            h.contains("`vpclink pin --name lnk --side west --role test --console FILE`"),
+            "{h}"
+        );
+        assert!(h.contains("--instance-id i-0abc"), "{h}");
+        assert!(!h.contains("  "), "{h}");
     }
 
     /// No permission to read consoles: stop asking at once (polling would hold `up` for the whole budget).

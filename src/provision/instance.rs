@@ -13,16 +13,25 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 /// The SSM public parameter naming the current AMI for an OS and CPU architecture.
+///
+/// Debian: the cloud team's `put-ssm` tool publishes each release AMI as `<prefix>/release/<release>/latest/<arch>`,
+/// once under the codename and once under the number (debian-cloud-images, salsa.debian.org/cloud-team, read in its
+/// GitHub mirror GoCarrot/debian-cloud-images: src/debian_cloud_images/cli/put_ssm.py, commit a8de7cb "Support
+/// publication of EC2 AMI details to SSM parameters"); the prefix is the team's deployment setting, not in that code.
+/// `/aws/service/debian` is the prefix the public parameters are read under in practice (e.g.
+/// `/aws/service/debian/release/12/latest/amd64` and `.../13/latest/amd64` in public templates and scripts); no
+/// Debian or AWS page found here states it. The numeric form is used: it names the release the way `--os` does.
 pub fn ami_parameter(os: Os, arch: &str) -> String {
-    let ubuntu_arch = if arch == "arm64" { "arm64" } else { "amd64" };
+    let debian_arch = if arch == "arm64" { "arm64" } else { "amd64" };
     match os {
         Os::Al2023 => {
             format!("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}")
         }
         Os::Ubuntu2404 => {
-            format!("/aws/service/canonical/ubuntu/server/24.04/stable/current/{ubuntu_arch}/hvm/ebs-gp3/ami-id")
+            format!("/aws/service/canonical/ubuntu/server/24.04/stable/current/{debian_arch}/hvm/ebs-gp3/ami-id")
         }
-        Os::Debian => format!("/aws/service/debian/release/bookworm/latest/{ubuntu_arch}"),
+        Os::Debian12 => format!("/aws/service/debian/release/12/latest/{debian_arch}"),
+        Os::Debian13 => format!("/aws/service/debian/release/13/latest/{debian_arch}"),
     }
 }
 
@@ -38,11 +47,13 @@ pub fn arch_from(supported: &[String]) -> Option<&'static str> {
     }
 }
 
+/// The account the AMI gives the launch key pair to: "For a Debian AMI, the username is admin"
+/// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/managing-users.html, "Default usernames").
 pub fn login_user(os: Os) -> &'static str {
     match os {
         Os::Al2023 => "ec2-user",
         Os::Ubuntu2404 => "ubuntu",
-        Os::Debian => "admin",
+        Os::Debian12 | Os::Debian13 => "admin",
     }
 }
 
@@ -112,6 +123,7 @@ fn host_of(i: &Instance, os: Os) -> Option<Host> {
         host_key: None,
         uplink: None,
         ipsec_pubkey: None,
+        libreswan: None,
     })
 }
 
@@ -305,6 +317,7 @@ fn bare_host(os: Os, instance_id: String, eni_id: Option<String>) -> Host {
         host_key: None,
         uplink: None,
         ipsec_pubkey: None,
+        libreswan: None,
     }
 }
 
@@ -431,6 +444,16 @@ mod tests {
             ami_parameter(Os::Ubuntu2404, "arm64"),
             "/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id"
         );
+        assert_eq!(
+            ami_parameter(Os::Debian12, "x86_64"),
+            "/aws/service/debian/release/12/latest/amd64"
+        );
+        assert_eq!(
+            ami_parameter(Os::Debian13, "arm64"),
+            "/aws/service/debian/release/13/latest/arm64"
+        );
+        assert_eq!(login_user(Os::Debian12), "admin");
+        assert_eq!(login_user(Os::Debian13), "admin");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod apply;
 pub mod cloud_init;
 mod firewall;
 mod libreswan;
+pub use libreswan::Libreswan;
 mod modules;
 pub mod mtu;
 mod sysctl;
@@ -48,6 +49,8 @@ pub struct TunnelFacts {
     pub os: Os,
     /// libreswan RSA public key as `ipsec showhostkey` prints it after `rsasigkey=` ("0sAw...").
     pub rsa_pubkey: String,
+    /// The libreswan the host runs (`ipsec --version`), which decides the few lines that differ between 4 and 5.
+    pub libreswan: Libreswan,
 }
 
 /// Both ends, seen from `side`.
@@ -147,6 +150,14 @@ pub fn tunnel_host(view: &TunnelView) -> HostConfig {
 /// its public half (the only key material that ever leaves a host). Output ends with one line `rsasigkey=0s...`.
 pub fn prepare_tunnel_host() -> String {
     apply::PREPARE.to_string()
+}
+
+/// The libreswan version line of `prepare_tunnel_host` output ("libreswan-version: Libreswan 5.2").
+pub fn parse_libreswan(output: &str) -> Option<Libreswan> {
+    output
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("libreswan-version:"))
+        .find_map(Libreswan::parse)
 }
 
 /// Extract the key from `prepare_tunnel_host` output.

@@ -10,11 +10,13 @@ pub const DATA_PLANE: [&str; 4] = ["ip_gre", "dummy", "xt_policy", "xt_NETMAP"];
 /// iptables-nft runs xtables matches and targets (policy, NETMAP) through nft_compat.
 pub const NFT_COMPAT: &str = "nft_compat";
 
-/// Whether the distribution's `iptables` is the nf_tables variant: AL2023 ships iptables-nft, Debian 12 and
-/// Ubuntu 24.04 default to it. (PREPARE asks `iptables --version` on the host itself.)
+/// Whether the distribution's `iptables` is the nf_tables variant: AL2023 ships iptables-nft, Ubuntu 24.04 defaults
+/// to it, and so has Debian since 10 "buster" ("Debian 10 buster includes the iptables-nft utility by default", the
+/// netfilter maintainer, https://lists.debian.org/debian-devel/2019/07/msg00332.html; the legacy variant stays a
+/// manual `update-alternatives` choice in 12 and 13). (PREPARE asks `iptables --version` on the host itself.)
 fn iptables_is_nft(os: Os) -> bool {
     match os {
-        Os::Al2023 | Os::Ubuntu2404 | Os::Debian => true,
+        Os::Al2023 | Os::Ubuntu2404 | Os::Debian12 | Os::Debian13 => true,
     }
 }
 

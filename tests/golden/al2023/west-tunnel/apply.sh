@@ -1,4 +1,4 @@
 systemctl daemon-reload
-systemctl enable vpclink-golden.service ipsec.service
+systemctl enable --no-reload vpclink-golden.service ipsec.service
 systemctl restart vpclink-golden.service
 systemctl restart ipsec.service

@@ -7,7 +7,7 @@ quiet() {
   if "$@" >"$log" 2>&1; then rm -f "$log"; return 0; else rc=$?; fi
   echo "$why" >&2; echo "\`$*\` failed (exit $rc); last lines:" >&2; tail -n 5 "$log" >&2; rm -f "$log"; return "$rc"
 }
-if have cloud-init; then timeout 240 cloud-init status --wait >/dev/null 2>&1 || true; fi
+if have cloud-init && [ ! -e /run/cloud-init/result.json ]; then timeout 240 cloud-init status --wait >/dev/null 2>&1 || true; fi
 if ! have ipsec || ! have iptables-restore; then
   if have dnf; then
     echo "libreswan or iptables missing (first boot could not install them?): installing with dnf" >&2
@@ -39,4 +39,5 @@ if [ -z "$id" ]; then
   id=$(ckaid)
 fi
 [ -n "$id" ] || { echo "no RSA host key in \`ipsec showhostkey --list\` after \`ipsec newhostkey\`" >&2; exit 5; }
+echo "libreswan-version: $(ipsec --version 2>/dev/null | head -n 1)"
 ipsec showhostkey --left --ckaid "$id" | grep rsasigkey=

@@ -1,0 +1,4 @@
+systemctl daemon-reload
+systemctl enable --no-reload vpclink-golden.service ipsec.service
+systemctl restart vpclink-golden.service
+systemctl restart ipsec.service
