@@ -330,19 +330,32 @@ pub struct FileWrite<'a> {
 pub fn durable_write_script(files: &[FileWrite]) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut s = String::from("set -e\numask 077\n");
-    let mut temps = Vec::new();
-    let mut dirs: Vec<String> = Vec::new();
-    for f in files {
-        let p = quote(f.path);
-        let t = quote(&format!("{}.vpclink-new", f.path));
-        let dir = std::path::Path::new(f.path)
+    let dir_of = |path: &str| {
+        std::path::Path::new(path)
             .parent()
             .map(|d| d.to_string_lossy().into_owned())
             .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| ".".into());
+            .unwrap_or_else(|| ".".into())
+    };
+    let mut dirs: Vec<String> = Vec::new();
+    for f in files {
+        let dir = dir_of(f.path);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    let quoted_dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
+    // Directories as any other (0755 under umask 022: readable, as /etc is); the files themselves are made under
+    // umask 077 and given their mode before they are moved into place, so none is readable early.
+    let mut s = format!(
+        "set -e\numask 022\nmkdir -p {}\numask 077\n",
+        quoted_dirs.join(" ")
+    );
+    let mut temps = Vec::new();
+    for f in files {
+        let p = quote(f.path);
+        let t = quote(&format!("{}.vpclink-new", f.path));
         let encoded = b64.encode(f.content.as_bytes());
-        s.push_str(&format!("mkdir -p {}\n", quote(&dir)));
         s.push_str(&format!("base64 -d > {t} <<'VPCLINK_EOF'\n"));
         for chunk in encoded.as_bytes().chunks(76) {
             s.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
@@ -351,16 +364,12 @@ pub fn durable_write_script(files: &[FileWrite]) -> String {
         s.push_str("VPCLINK_EOF\n");
         s.push_str(&format!("chmod {:o} {t}\n", f.mode));
         temps.push((t, p));
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
-        }
     }
     let quoted_temps: Vec<&str> = temps.iter().map(|(t, _)| t.as_str()).collect();
     s.push_str(&format!("sync {}\n", quoted_temps.join(" ")));
     for (t, p) in &temps {
         s.push_str(&format!("mv -f {t} {p}\n"));
     }
-    let quoted_dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
     s.push_str(&format!("sync {}\n", quoted_dirs.join(" ")));
     s
 }
@@ -565,6 +574,12 @@ mod tests {
             );
             let mode = std::fs::metadata(f.path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, f.mode, "{}", f.path);
+        }
+        // A directory it makes is as any other (0755), not as private as the files' temporaries: the lab's power-cut
+        // test, reading as an unprivileged user, found /etc/vpclink/NAME at 0700 when the umask leaked into mkdir.
+        for d in [dir.path().join("etc"), dir.path().join("etc/sub dir")] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o755, "{}", d.display());
         }
         let leftovers: Vec<_> = walk(dir.path())
             .into_iter()
