@@ -258,14 +258,11 @@ fn prepare(state: &LinkState, side: Side, key: &Path) -> Result<Prepared, crate:
         }
         .into());
     }
-    let libreswan = render::parse_libreswan(&out).unwrap_or_else(|| {
-        let assumed = render::Libreswan::expected(host.os);
-        tracing::warn!(
-            "{label}: `ipsec --version` did not say which libreswan runs; rendering for {assumed}, what {:?} ships",
-            host.os
-        );
-        assumed
-    });
+    let (libreswan, assumed) =
+        render::Libreswan::reported_or_expected(render::parse_libreswan(&out), host.os);
+    if let Some(note) = assumed {
+        tracing::warn!("{label}: `ipsec --version` did not say which libreswan runs: {note}");
+    }
     Ok(Prepared {
         conn,
         facts: TunnelFacts {

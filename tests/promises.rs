@@ -95,11 +95,9 @@ fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
-/// `render --out DIR` (the command) writes, per tunnel host, exactly the files the goldens hold, each with its mode,
-/// plus prepare.sh and apply.sh (the commands configure runs), and the host's first-boot user-data (the golden
-/// user-data/tunnel.yaml, which is `cloud_init::user_data`, the bytes `up` sends), and nothing else.
-fn render_matches_goldens(os: &str, os_dir: &str) {
-    let tmp = offline_world(&golden_state(os, None));
+/// `vpclink render --name golden --out DIR` on a state, offline; must exit 0. The folder lives as long as the TempDir.
+fn render_offline(state: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = offline_world(state);
     let out_dir = tmp.path().join("rendered");
     let args = [
         "render",
@@ -110,6 +108,14 @@ fn render_matches_goldens(os: &str, os_dir: &str) {
     ];
     let out = cli::run(offline_command(tmp.path(), &args), &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (tmp, out_dir)
+}
+
+/// `render --out DIR` (the command) writes, per tunnel host, exactly the files the goldens hold, each with its mode,
+/// plus prepare.sh and apply.sh (the commands configure runs), and the host's first-boot user-data (the golden
+/// user-data/tunnel.yaml, which is `cloud_init::user_data`, the bytes `up` sends), and nothing else.
+fn render_matches_goldens(os: &str, os_dir: &str) {
+    let (_tmp, out_dir) = render_offline(&golden_state(os, None));
     let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(os_dir);
@@ -213,17 +219,7 @@ fn render_out_writes_the_test_hosts_user_data_when_the_link_has_test_hosts() {
             r#""test_hosts": false"#,
             &format!(r#""test_hosts": {test_hosts}"#),
         );
-        let tmp = offline_world(&state);
-        let out_dir = tmp.path().join("rendered");
-        let args = [
-            "render",
-            "--name",
-            "golden",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ];
-        let out = cli::run(offline_command(tmp.path(), &args), &args);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let (_tmp, out_dir) = render_offline(&state);
         for side in ["east", "west"] {
             let dir = out_dir.join(format!("{side}-test"));
             if test_hosts {

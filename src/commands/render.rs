@@ -36,18 +36,14 @@ fn offline_facts(state: &LinkState, side: Side) -> Result<(TunnelFacts, Vec<Stri
         ));
         format!("0s<{side}-rsa-public-key-made-on-the-host-by-configure>")
     });
-    let libreswan = host
+    let recorded = host
         .libreswan
         .as_deref()
-        .and_then(|v| render::Libreswan::parse(&format!("Libreswan {v}")))
-        .unwrap_or_else(|| {
-            let assumed = render::Libreswan::expected(host.os);
-            notes.push(format!(
-                "{side}: libreswan version not learned yet; assumed {assumed}, what {:?} ships (configure asks the host)",
-                host.os
-            ));
-            assumed
-        });
+        .and_then(render::Libreswan::parse_version);
+    let (libreswan, assumed) = render::Libreswan::reported_or_expected(recorded, host.os);
+    if let Some(note) = assumed {
+        notes.push(format!("{side}: {note} (configure asks the host)"));
+    }
     Ok((
         TunnelFacts {
             private_ip: host.private_ip,

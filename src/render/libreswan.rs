@@ -15,7 +15,12 @@ impl Libreswan {
     pub fn parse(s: &str) -> Option<Self> {
         let mut words = s.split_whitespace();
         words.find(|w| w.eq_ignore_ascii_case("libreswan"))?;
-        let v = words.next()?.trim_start_matches(['v', 'V']);
+        Self::parse_version(words.next()?)
+    }
+
+    /// A bare version as the state records it ("5.2", "4.10"; "v5.0rc1" too).
+    pub fn parse_version(v: &str) -> Option<Self> {
+        let v = v.trim_start_matches(['v', 'V']);
         let mut parts = v.split('.');
         let num = |p: Option<&str>| -> Option<u32> {
             let digits: String = p?.chars().take_while(char::is_ascii_digit).collect();
@@ -26,6 +31,19 @@ impl Libreswan {
             major,
             minor: num(parts.next()).unwrap_or(0),
         })
+    }
+
+    /// The version the host reported, or else what its OS ships, with a note saying it was assumed.
+    pub fn reported_or_expected(reported: Option<Self>, os: Os) -> (Self, Option<String>) {
+        match reported {
+            Some(v) => (v, None),
+            None => {
+                let assumed = Self::expected(os);
+                let note =
+                    format!("libreswan version not known; assumed {assumed}, what {os:?} ships");
+                (assumed, Some(note))
+            }
+        }
     }
 
     /// What each supported OS ships, for rendering before configure has asked the host: AL2023 4.12, Ubuntu 24.04
