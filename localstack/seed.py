@@ -25,6 +25,8 @@ def spec(resource, name, side):
 
 def seed_side(ec2, side, secondary_cidr, az):
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=spec("vpc", "vpc", side))["Vpc"]["VpcId"]
+    # Private hosted zones resolve only in a VPC with DNS support and DNS host names on (CreateVpc leaves the second off).
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     out = {"vpc_id": vpc, "cidrs": ["10.0.0.0/16"], "route_tables": [], "subnets": {}}
     if secondary_cidr:
         ec2.associate_vpc_cidr_block(VpcId=vpc, CidrBlock=secondary_cidr)

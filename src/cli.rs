@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Discover both VPCs and choose the mapped ranges; changes nothing.
-    Plan(PlanArgs),
+    Plan(PlanCommandArgs),
     /// Plan, provision both sides, configure the tunnel hosts and verify the link.
     Up(UpArgs),
     /// Push host configuration to an existing link (idempotent).
@@ -41,6 +41,8 @@ pub enum Command {
     Render(RenderArgs),
     /// Pin a host's SSH host key from a saved console output (when this profile may not read consoles).
     Pin(PinArgs),
+    /// Bring the names in both private zones up to date with both VPCs (added, changed and removed interfaces).
+    Sync(NameArg),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -95,6 +97,45 @@ pub struct PlanArgs {
     pub allow_disjoint: bool,
 }
 
+/// `plan`'s own arguments: what `up` plans with, and the cost table's.
+#[derive(Debug, Clone, Args)]
+pub struct PlanCommandArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub cost: CostArgs,
+}
+
+/// The cost table `plan` prints: the link's monthly cost beside AWS's managed alternatives.
+#[derive(Debug, Clone, Args)]
+pub struct CostArgs {
+    /// GB a month across the link, both directions together.
+    #[arg(long, value_name = "GB", default_value_t = 100.0, value_parser = parse_traffic, help_heading = "Cost")]
+    pub traffic: f64,
+    /// Price the hot-standby layout: two tunnel hosts and two Elastic IPs per side.
+    #[arg(long, help_heading = "Cost")]
+    pub ha: bool,
+    /// The tunnel hosts' instance type to price (what `up --instance-type` would launch).
+    #[arg(
+        long,
+        value_name = "TYPE",
+        default_value = "t3.small",
+        help_heading = "Cost"
+    )]
+    pub instance_type: String,
+    /// No cost table, and no Price List lookup.
+    #[arg(long, help_heading = "Cost")]
+    pub no_cost: bool,
+}
+
+/// Traffic is a finite, non-negative number of GB.
+fn parse_traffic(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("use a number of GB, 0 or more (e.g. 100 or 2.5)".into()),
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
     #[command(flatten)]
@@ -116,6 +157,16 @@ pub struct UpArgs {
     /// Operating system of every host (the current AMI from the distribution's public SSM parameter).
     #[arg(long, value_enum, default_value_t = Os::Al2023, help_heading = "Hosts")]
     pub os: Os,
+    /// SNS topic ARN the tunnel-down alarms notify (ALARM and OK). An alarm notifies only a topic in its own
+    /// region: for sides in two regions, give one topic per region (the option twice).
+    #[arg(long, value_name = "ARN", help_heading = "Alarms")]
+    pub alarm_topic: Vec<String>,
+    /// Names: a Route 53 private zone per side holding the other side's hosts at their mapped addresses (default).
+    #[arg(long, overrides_with = "no_dns", help_heading = "Names")]
+    pub dns: bool,
+    /// No private zones and no names (`verify` then skips its name check).
+    #[arg(long, overrides_with = "dns", help_heading = "Names")]
+    pub no_dns: bool,
     /// Provision only; run `vpclink configure` and `vpclink verify` later.
     #[arg(long, help_heading = "Run")]
     pub no_configure: bool,

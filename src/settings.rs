@@ -22,6 +22,9 @@ pub struct Settings {
     /// VPCLINK_CONSOLE_KEY_WAIT: seconds to wait for cloud-init to print a new instance's host keys on its console
     /// before leaving it to trust on first use (default 600: first boot installs packages before it prints them).
     pub console_key_wait_s: u64,
+    /// VPCLINK_AGENT_ENDPOINT_URL: the CloudWatch endpoint the tunnel hosts' metrics agent publishes to (a lab's
+    /// emulator); unset on real AWS, where the agent uses the side's regional endpoint.
+    pub agent_endpoint_url: Option<String>,
 }
 
 /// How long `up` and `configure` wait for a new instance's host keys on its console by default.
@@ -36,6 +39,7 @@ impl Default for Settings {
             allow_loopback_ssh: false,
             serial_sides: false,
             console_key_wait_s: DEFAULT_CONSOLE_KEY_WAIT_S,
+            agent_endpoint_url: None,
         }
     }
 }
@@ -63,6 +67,29 @@ pub struct SettingError {
     pub var: &'static str,
     pub value: String,
     pub expects: &'static str,
+}
+
+/// An http:// or https:// URL, or None when the variable is unset or empty.
+fn url(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    expects: &'static str,
+) -> Result<Option<String>, SettingError> {
+    let Some(value) = get(var).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let host = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+        .unwrap_or("");
+    if host.is_empty() || value.chars().any(char::is_whitespace) {
+        return Err(SettingError {
+            var,
+            value,
+            expects,
+        });
+    }
+    Ok(Some(value))
 }
 
 /// A whole number from 1, or None when the variable is unset or empty.
@@ -120,6 +147,11 @@ impl Settings {
                 "a whole number of seconds from 1 (how long to wait for host keys on a new instance's console; default 600)",
             )?
             .map_or(DEFAULT_CONSOLE_KEY_WAIT_S, |n| n as u64),
+            agent_endpoint_url: url(
+                &get,
+                "VPCLINK_AGENT_ENDPOINT_URL",
+                "an http:// or https:// URL (the CloudWatch endpoint the tunnel hosts' metrics agent publishes to, for a lab; unset on AWS)",
+            )?,
         })
     }
 
@@ -255,6 +287,23 @@ mod tests {
                 .var,
             "VPCLINK_CALL_LOG"
         );
+    }
+
+    #[test]
+    fn agent_endpoint_url_is_an_http_url() {
+        assert_eq!(parse(&[]).unwrap().agent_endpoint_url, None);
+        assert_eq!(
+            parse(&[("VPCLINK_AGENT_ENDPOINT_URL", "http://10.0.2.2:4566")])
+                .unwrap()
+                .agent_endpoint_url
+                .as_deref(),
+            Some("http://10.0.2.2:4566")
+        );
+        for bad in ["10.0.2.2:4566", "http://", "ftp://x", "http://a b"] {
+            let e = parse(&[("VPCLINK_AGENT_ENDPOINT_URL", bad)]).unwrap_err();
+            assert_eq!(e.var, "VPCLINK_AGENT_ENDPOINT_URL");
+            assert!(e.to_string().contains("an http:// or https:// URL"), "{e}");
+        }
     }
 
     #[test]

@@ -79,6 +79,39 @@ pub struct SideState {
     /// ClientToken, and reads lag), and looks for it before allocating another.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub eip_allocating: bool,
+    /// The tunnel host's IAM role, its policy and instance profile, and the tunnel-down alarm (issue 13). Absent in
+    /// states written before; `up` makes and records them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsState>,
+    /// The Route 53 private zone holding the OTHER side's names (`up --dns`, the default). Absent: the link has no
+    /// names (made with `--no-dns`, or before names existed); `verify` then skips its name check and says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<crate::names::ZoneState>,
+    /// `up --no-dns` was asked for: a later `up` without `--dns` keeps the link without names.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_names: bool,
+}
+
+/// What `up` made so the tunnel host can publish its figures, and the alarm on them. Names follow the metrics
+/// contract (`vpclink-<link>-<side>-host`, `vpclink-<link>-<side>-tunnel-down`); ARNs as IAM returned them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The inline policy on the role (only cloudwatch:PutMetricData in the link's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_profile_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+    /// The SNS topic the alarm notifies (`--alarm-topic`), in this side's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_topic: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]

@@ -36,6 +36,8 @@ pub struct StatusReport {
     pub name: String,
     pub ok: bool,
     pub items: Vec<Item>,
+    /// Each side's latest figures from its tunnel host and its alarm's state (shown, not judged).
+    pub metrics: Vec<SideFigures>,
 }
 
 struct Items {
@@ -94,6 +96,8 @@ pub struct Seen {
     pub eip_eni: Option<Option<Option<String>>>,
     /// Every route table of the VPC as it is now.
     pub tables: Vec<discover::Table>,
+    /// The tunnel host's instance profile, role policy, alarm and latest figures (issue 13).
+    pub metrics: MetricsSeen,
 }
 
 /// Read everything `status` judges on one side.
@@ -162,11 +166,18 @@ pub async fn read_side(aws: &SideAws, state: &LinkState) -> Result<Seen> {
         None => None,
     };
     // Routes: every table of the VPC as it is now, so a table added since `up` shows as drift too.
-    let facts = discover::discover(
-        aws,
-        discover::VpcChoice::Known(&state.plan.side(side).vpc_id),
-    )
-    .await?;
+    let (facts, metrics) = tokio::try_join!(
+        async {
+            Ok::<_, crate::error::Error>(
+                discover::discover(
+                    aws,
+                    discover::VpcChoice::Known(&state.plan.side(side).vpc_id),
+                )
+                .await?,
+            )
+        },
+        read_metrics(aws, state),
+    )?;
     Ok(Seen {
         key_pair,
         tunnel_sg,
@@ -176,6 +187,7 @@ pub async fn read_side(aws: &SideAws, state: &LinkState) -> Result<Seen> {
         source_dest_check,
         eip_eni,
         tables: facts.tables,
+        metrics,
     })
 }
 
@@ -336,13 +348,17 @@ pub fn judge(side: Side, state: &LinkState, seen: &Seen) -> Vec<Item> {
             }
         }
     }
+    judge_metrics(state, &seen.metrics, &mut out);
     out.items
 }
 
-/// Read one side and judge it.
-pub async fn side_status(aws: &SideAws, state: &LinkState) -> Result<Vec<Item>> {
+/// Read one side and judge it; with the tunnel host's latest figures and the alarm's state.
+pub async fn side_report(aws: &SideAws, state: &LinkState) -> Result<(Vec<Item>, SideFigures)> {
     let seen = read_side(aws, state).await?;
-    Ok(judge(aws.side, state, &seen))
+    Ok((
+        judge(aws.side, state, &seen),
+        side_figures(aws.side, &state.name, &seen.metrics),
+    ))
 }
 
 fn host_status(
@@ -394,6 +410,11 @@ pub fn human(r: &StatusReport) -> String {
         })
         .collect();
     let mut s = crate::output::table(&["side", "resource", "id", "health", "detail"], &rows);
+    if !r.metrics.is_empty() {
+        s.push('\n');
+        s.push_str(&figures_human(&r.metrics));
+        s.push('\n');
+    }
     let count = |h: Health| r.items.iter().filter(|i| i.health == h).count();
     let (bad, unknown) = (count(Health::Drift), count(Health::Unknown));
     if bad == 0 && unknown == 0 {
@@ -412,6 +433,302 @@ pub fn human(r: &StatusReport) -> String {
         ));
     }
     s
+}
+
+/// The tunnel host's metrics plumbing and figures as read (issue 13).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSeen {
+    /// The roles in the instance profile `vpclink-<link>-<side>-host`; None when the profile is gone.
+    pub profile_roles: Option<Vec<String>>,
+    /// The role's inline policy document, decoded; None when the role or the policy is gone.
+    pub policy: Option<String>,
+    /// The instance profile associated with the tunnel host (its ARN); None when none is.
+    pub associated: Option<String>,
+    /// The tunnel-down alarm; None when it is gone.
+    pub alarm: Option<AlarmSeen>,
+    /// The latest datapoint of each contract metric that has one in the last 10 minutes.
+    pub figures: Vec<Figure>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmSeen {
+    /// Configured as the contract says (metric, statistic, periods, threshold, missing data, the topic).
+    pub as_specified: bool,
+    /// OK, ALARM or INSUFFICIENT_DATA.
+    pub state: String,
+    pub reason: String,
+}
+
+/// One metric's latest datapoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figure {
+    pub metric: String,
+    /// How the minute's datapoints are summed up (Minimum, Sum, Maximum, Average).
+    pub statistic: String,
+    pub value: f64,
+    /// The datapoint's minute, RFC 3339.
+    pub at: String,
+}
+
+/// What `status` shows of one side's tunnel host figures and alarm (`--json`: `metrics`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SideFigures {
+    pub side: Side,
+    pub alarm: String,
+    /// The alarm's state (OK, ALARM, INSUFFICIENT_DATA); None when the alarm is missing.
+    pub alarm_state: Option<String>,
+    /// The latest figures; empty: no data yet.
+    pub figures: Vec<Figure>,
+    pub no_data: bool,
+}
+
+/// Read the tunnel host's instance profile, role policy and association, the alarm, and the last 10 minutes of
+/// figures, all at once. Names are the contract's, so an older state without them is read (and judged) too.
+async fn read_metrics(aws: &SideAws, state: &LinkState) -> Result<MetricsSeen> {
+    use crate::provision::metrics::{self as m, alarm_name, host_name, NAMESPACE, POLICY_NAME};
+    let side = aws.side;
+    let name = host_name(&state.name, side);
+    let alarm = alarm_name(&state.name, side);
+    let topic = state
+        .side(side)
+        .metrics
+        .as_ref()
+        .and_then(|x| x.alarm_topic.clone());
+    let instance = state
+        .side(side)
+        .tunnel
+        .as_ref()
+        .and_then(|h| h.instance_id.clone());
+    let profile = async {
+        Ok::<_, crate::error::Error>(aws.iam.get_instance_profile(&name).await?.map(|p| {
+            p.roles()
+                .iter()
+                .map(|r| r.role_name().to_string())
+                .collect()
+        }))
+    };
+    let policy = async {
+        Ok::<_, crate::error::Error>(
+            aws.iam
+                .get_role_policy(&name, POLICY_NAME)
+                .await?
+                .map(|d| crate::aws::iam::url_decode(&d)),
+        )
+    };
+    let associated = async {
+        let Some(id) = instance else {
+            return Ok::<_, crate::error::Error>(None);
+        };
+        Ok(aws
+            .ec2
+            .describe_iam_instance_profile_associations(&id)
+            .await?
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a.state().map(|s| s.as_str()),
+                    Some("associating" | "associated")
+                )
+            })
+            .find_map(|a| a.iam_instance_profile().and_then(|p| p.arn()))
+            .map(str::to_string))
+    };
+    let alarm_seen = async {
+        let spec = m::alarm_spec(&state.name, side, topic.as_deref());
+        let found = aws.cloudwatch.describe_alarms(&alarm).await?;
+        Ok::<_, crate::error::Error>(
+            found
+                .iter()
+                .find(|a| a.alarm_name() == Some(alarm.as_str()))
+                .map(|a| AlarmSeen {
+                    as_specified: spec.matches(a),
+                    state: a
+                        .state_value()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    reason: a.state_reason().unwrap_or_default().to_string(),
+                }),
+        )
+    };
+    let figures = async {
+        let stats: Vec<(&str, aws_sdk_cloudwatch::types::Statistic)> = m::FIGURES
+            .iter()
+            .map(|(n, s)| (*n, aws_sdk_cloudwatch::types::Statistic::from(*s)))
+            .collect();
+        // The last 10 whole minutes, and the current one to its end (a datum of this second is in it; CloudWatch
+        // takes an end time in the future).
+        let minute = |t: std::time::SystemTime| {
+            let secs = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs - secs % 60)
+        };
+        let now = std::time::SystemTime::now();
+        let start = minute(now - std::time::Duration::from_secs(600));
+        let end = minute(now) + std::time::Duration::from_secs(60);
+        let latest = aws
+            .cloudwatch
+            .get_metric_data(
+                NAMESPACE,
+                &m::dimensions(&state.name, side),
+                &stats,
+                (start, end),
+                60,
+            )
+            .await?;
+        Ok::<_, crate::error::Error>(
+            latest
+                .into_iter()
+                .zip(m::FIGURES)
+                .filter_map(|((metric, v), (_, stat))| {
+                    let (t, value) = v?;
+                    let at = aws_smithy_types::DateTime::from_secs(t)
+                        .fmt(aws_smithy_types::date_time::Format::DateTime)
+                        .ok()?;
+                    Some(Figure {
+                        metric,
+                        statistic: stat.to_string(),
+                        value,
+                        at,
+                    })
+                })
+                .collect(),
+        )
+    };
+    let (profile_roles, policy, associated, alarm, figures) =
+        tokio::try_join!(profile, policy, associated, alarm_seen, figures)?;
+    Ok(MetricsSeen {
+        profile_roles,
+        policy,
+        associated,
+        alarm,
+        figures,
+    })
+}
+
+/// The instance profile (with its role, policy and host) and the alarm, judged against the contract (pure). The
+/// alarm's state is shown, not judged: a link provisioned without `configure` has no figures yet, and that is not
+/// drift of what `up` made.
+fn judge_metrics(state: &LinkState, seen: &MetricsSeen, out: &mut Items) {
+    use crate::provision::metrics::{alarm_name, host_name, host_policy, same_policy, POLICY_NAME};
+    let side = out.side;
+    let recorded = state.side(side).metrics.as_ref();
+    let missing = |made: bool| {
+        if made {
+            "missing; `vpclink up` makes it again"
+        } else {
+            "not created yet; `vpclink up` makes it"
+        }
+    };
+    let name = host_name(&state.name, side);
+    let instance = state
+        .side(side)
+        .tunnel
+        .as_ref()
+        .and_then(|h| h.instance_id.clone());
+    let profile_made = recorded.is_some_and(|m| m.instance_profile.is_some());
+    match &seen.profile_roles {
+        None => out.add("instance-profile", &name, false, missing(profile_made)),
+        Some(roles) if !roles.contains(&name) => out.add(
+            "instance-profile",
+            &name,
+            false,
+            format!("does not hold role {name}; `vpclink up` adds it"),
+        ),
+        Some(_) => match (&seen.policy, &instance, &seen.associated) {
+            (None, _, _) => out.add(
+                "instance-profile",
+                &name,
+                false,
+                format!("role {name} or its policy {POLICY_NAME} is missing; `vpclink up` puts it back"),
+            ),
+            (Some(p), _, _) if !same_policy(p, &host_policy()) => out.add(
+                "instance-profile",
+                &name,
+                false,
+                format!("policy {POLICY_NAME} differs from what vpclink sets (cloudwatch:PutMetricData in namespace vpclink only); `vpclink up` puts it back"),
+            ),
+            (Some(_), Some(id), a) if !a.as_deref().is_some_and(|a| a.ends_with(&format!("/{name}"))) => out.add(
+                "instance-profile",
+                &name,
+                false,
+                match a {
+                    Some(other) => format!("tunnel host {id} has {other} instead; it cannot publish the link's figures"),
+                    None => format!("not attached to tunnel host {id}; `vpclink up` attaches it"),
+                },
+            ),
+            (Some(_), id, _) => out.add(
+                "instance-profile",
+                &name,
+                true,
+                format!(
+                    "role {name}, policy {POLICY_NAME}{}",
+                    id.as_ref().map(|i| format!(", on {i}")).unwrap_or_default()
+                ),
+            ),
+        },
+    }
+    let alarm = alarm_name(&state.name, side);
+    let alarm_made = recorded.is_some_and(|m| m.alarm.is_some());
+    let topic = recorded
+        .and_then(|m| m.alarm_topic.as_deref())
+        .map(|t| format!(", notifies {t}"))
+        .unwrap_or_default();
+    match &seen.alarm {
+        None => out.add("alarm", &alarm, false, missing(alarm_made)),
+        Some(a) if !a.as_specified => out.add(
+            "alarm",
+            &alarm,
+            false,
+            format!(
+                "settings differ from what vpclink sets (state {}); `vpclink up` puts them back",
+                a.state
+            ),
+        ),
+        Some(a) => out.add("alarm", &alarm, true, format!("state {}{topic}", a.state)),
+    }
+}
+
+/// The side's figures as `status` shows them (pure).
+pub fn side_figures(side: Side, link: &str, seen: &MetricsSeen) -> SideFigures {
+    SideFigures {
+        side,
+        alarm: crate::provision::metrics::alarm_name(link, side),
+        alarm_state: seen.alarm.as_ref().map(|a| a.state.clone()),
+        figures: seen.figures.clone(),
+        no_data: seen.figures.is_empty(),
+    }
+}
+
+/// The figures table: one row per metric with data, "no data yet" for a side without any.
+pub fn figures_human(all: &[SideFigures]) -> String {
+    let mut rows = Vec::new();
+    for f in all {
+        rows.push(vec![
+            f.side.to_string(),
+            "alarm".to_string(),
+            f.alarm_state.clone().unwrap_or_else(|| "missing".into()),
+            String::new(),
+        ]);
+        if f.no_data {
+            rows.push(vec![
+                f.side.to_string(),
+                "figures".into(),
+                "no data yet".into(),
+                "the tunnel host publishes every 60 s once configured".into(),
+            ]);
+        }
+        for x in &f.figures {
+            rows.push(vec![
+                f.side.to_string(),
+                x.metric.clone(),
+                format!("{}", x.value),
+                format!("{} ({})", x.at, x.statistic),
+            ]);
+        }
+    }
+    crate::output::table(&["side", "metric", "latest", "at"], &rows)
 }
 
 #[cfg(test)]
@@ -467,6 +784,7 @@ mod tests {
                 ssh_cidr: Some("198.51.100.7/32".parse().unwrap()),
             },
         );
+        let link = state.name.clone();
         for (side, ip) in [(Side::East, "203.0.113.1"), (Side::West, "203.0.113.2")] {
             let s = state.side_mut(side);
             s.tunnel_sg = Some("sg-t".into());
@@ -478,7 +796,13 @@ mod tests {
                 public_ip: ip.parse().unwrap(),
                 association_id: None,
             });
+            s.metrics = Some(crate::state::MetricsState {
+                instance_profile: Some(crate::provision::metrics::host_name(&link, side)),
+                alarm: Some(crate::provision::metrics::alarm_name(&link, side)),
+                ..Default::default()
+            });
         }
+        let host = crate::provision::metrics::host_name(&state.name, Side::East);
         let rules = |r: Vec<Rule>| GroupSeen {
             rules: Some(
                 r.into_iter()
@@ -518,6 +842,19 @@ mod tests {
                 }],
                 quota_weight: 2,
             }],
+            metrics: MetricsSeen {
+                profile_roles: Some(vec![host.clone()]),
+                policy: Some(crate::provision::metrics::host_policy()),
+                associated: Some(format!(
+                    "arn:aws:iam::123456789012:instance-profile/vpclink/{host}"
+                )),
+                alarm: Some(AlarmSeen {
+                    as_specified: true,
+                    state: "INSUFFICIENT_DATA".into(),
+                    reason: "Unchecked: Initial alarm creation".into(),
+                }),
+                figures: Vec::new(),
+            },
         };
         (state, seen)
     }
@@ -535,7 +872,7 @@ mod tests {
     fn a_healthy_side_is_ok() {
         let (state, seen) = healthy();
         let items = judge(Side::East, &state, &seen);
-        assert_eq!(items.len(), 8, "{items:?}");
+        assert_eq!(items.len(), 10, "{items:?}");
         assert!(items.iter().all(|i| i.health == Health::Ok), "{items:?}");
     }
 
@@ -567,6 +904,7 @@ mod tests {
             name: "l".into(),
             ok: items.iter().all(|i| i.ok),
             items,
+            metrics: Vec::new(),
         };
         assert!(!report.ok);
         assert!(human(&report).contains("UNKNOWN"));
@@ -614,5 +952,65 @@ mod tests {
         assert!(items.iter().any(|i| i.id == "rtb-new 10.2.0.0/16"
             && i.health == Health::Drift
             && i.detail == "missing"));
+    }
+
+    #[test]
+    fn the_metrics_plumbing_is_judged_and_the_figures_shown_not_judged() {
+        let (state, seen) = healthy();
+        let items = judge(Side::East, &state, &seen);
+        assert!(health(&items, "instance-profile").1.contains("on i-t"));
+        assert!(health(&items, "alarm").1.contains("INSUFFICIENT_DATA"));
+        for (change, what, says) in [
+            (
+                0,
+                "instance-profile",
+                "missing; `vpclink up` makes it again",
+            ),
+            (1, "instance-profile", "policy vpclink-metrics differs"),
+            (2, "instance-profile", "not attached to tunnel host i-t"),
+            (3, "alarm", "settings differ"),
+            (4, "alarm", "missing"),
+            (
+                5,
+                "instance-profile",
+                "or its policy vpclink-metrics is missing",
+            ),
+        ] {
+            let (state, mut seen) = healthy();
+            match change {
+                0 => seen.metrics.profile_roles = None,
+                1 => seen.metrics.policy = Some(crate::provision::metrics::trust_policy()),
+                2 => seen.metrics.associated = None,
+                3 => seen.metrics.alarm.as_mut().unwrap().as_specified = false,
+                4 => seen.metrics.alarm = None,
+                _ => seen.metrics.policy = None,
+            }
+            let (h, detail) = health(&judge(Side::East, &state, &seen), what);
+            assert_eq!(h, Health::Drift, "{what}: {detail}");
+            assert!(detail.contains(says), "{what}: {detail}");
+        }
+        // A link from before: nothing recorded, nothing there: "not created yet", drift.
+        let (mut state, mut seen) = healthy();
+        state.east.metrics = None;
+        seen.metrics = MetricsSeen::default();
+        let items = judge(Side::East, &state, &seen);
+        assert!(health(&items, "alarm").1.contains("not created yet"));
+        // Figures: shown with their minute, or "no data yet"; never judged.
+        let none = side_figures(Side::East, "l", &seen.metrics);
+        assert!(none.no_data && none.alarm == "vpclink-l-east-tunnel-down");
+        assert!(figures_human(&[none]).contains("no data yet"));
+        seen.metrics.figures.push(Figure {
+            metric: "TunnelUp".into(),
+            statistic: "Minimum".into(),
+            value: 1.0,
+            at: "2026-01-01T00:00:00Z".into(),
+        });
+        let some = side_figures(Side::East, "l", &seen.metrics);
+        assert!(!some.no_data);
+        let text = figures_human(&[some]);
+        assert!(
+            text.contains("TunnelUp") && text.contains("2026-01-01T00:00:00Z"),
+            "{text}"
+        );
     }
 }

@@ -29,6 +29,11 @@ pub struct Inventory {
     /// Test host's group first: it refers to the tunnel host's.
     pub security_groups: Vec<String>,
     pub key_pairs: Vec<String>,
+    /// The tunnel-down alarm (CloudWatch, this side's region).
+    pub alarms: Vec<String>,
+    /// The tunnel host's instance profile and role (IAM, this side's account), by name.
+    pub instance_profiles: Vec<String>,
+    pub iam_roles: Vec<String>,
 }
 
 impl Inventory {
@@ -38,6 +43,9 @@ impl Inventory {
             + self.instances.len()
             + self.security_groups.len()
             + self.key_pairs.len()
+            + self.alarms.len()
+            + self.instance_profiles.len()
+            + self.iam_roles.len()
     }
 
     pub fn rows(&self) -> Vec<Vec<String>> {
@@ -58,6 +66,15 @@ impl Inventory {
         }
         for k in &self.key_pairs {
             row("key-pair", k.clone());
+        }
+        for a in &self.alarms {
+            row("alarm", a.clone());
+        }
+        for p in &self.instance_profiles {
+            row("instance-profile", p.clone());
+        }
+        for r in &self.iam_roles {
+            row("iam-role", r.clone());
         }
         rows
     }
@@ -94,11 +111,18 @@ pub async fn collect(
 ) -> Result<Inventory> {
     let recorded = state.map(|s| s.side(aws.side).clone()).unwrap_or_default();
     let vpc = state.map(|s| s.plan.side(aws.side).vpc_id.clone());
-    let (routes, elastic_ips, groups, key_pairs) = tokio::try_join!(
+    let metrics = crate::provision::metrics::collect(
+        aws,
+        link,
+        recorded.metrics.as_ref(),
+        purpose == Purpose::LeakCheck,
+    );
+    let (routes, elastic_ips, groups, key_pairs, metrics) = tokio::try_join!(
         instances_and_routes(aws, link, &recorded, vpc, purpose),
         addresses(aws, link, &recorded, purpose),
         groups(aws, link, &recorded, purpose),
         key_pairs(aws, link, &recorded, purpose),
+        metrics,
     )?;
     let Found {
         instances,
@@ -119,6 +143,9 @@ pub async fn collect(
         instances,
         security_groups: groups,
         key_pairs,
+        alarms: metrics.alarms,
+        instance_profiles: metrics.instance_profiles,
+        iam_roles: metrics.roles,
     })
 }
 
@@ -546,11 +573,21 @@ pub async fn delete(aws: &SideAws, inv: &Inventory) -> Result<()> {
             .iter()
             .map(|k| step("d_kp", async move { gone_ok(ec2.delete_key_pair(k).await) })),
     );
-    let (routes, addresses, hosts, key_pairs) = tokio::join!(routes, addresses, hosts, key_pairs);
+    let metrics = crate::provision::metrics::Owned {
+        alarms: inv.alarms.clone(),
+        instance_profiles: inv.instance_profiles.clone(),
+        roles: inv.iam_roles.clone(),
+    };
+    let alarms = crate::provision::metrics::delete_alarms(aws, &metrics);
+    let (routes, addresses, hosts, key_pairs, alarms) =
+        tokio::join!(routes, addresses, hosts, key_pairs, alarms);
     for r in routes.into_iter().chain(addresses).chain(key_pairs) {
         r?;
     }
+    alarms?;
     hosts?;
+    // The instance profile and role once no instance uses them.
+    crate::provision::metrics::delete_iam(aws, &metrics).await?;
     for g in &inv.security_groups {
         step("d_sg", async {
             gone_ok(retry_dependency(|| ec2.delete_security_group(g)).await)

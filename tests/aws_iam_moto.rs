@@ -185,6 +185,10 @@ async fn missing_permissions_are_named_before_anything_is_created() {
             "--no-configure",
             "--ssh-cidr",
             "203.0.113.0/24",
+            // moto_server 5.2.1 with IAM enforced answers every Route 53 call, the administrator's too, with a bare
+            // 403 (no code, no body: measured with boto3), so the zones are left out here; this test is about
+            // EC2's permission preflight. tests/aws_names.rs covers the zones on LocalStack.
+            "--no-dns",
         ];
         a.extend_from_slice(extra);
         vpclink(dir.path(), &a)

@@ -8,6 +8,7 @@ Every rule cites the AWS documentation it follows. Stdlib only.
 """
 import argparse
 import base64
+import datetime
 import http.client
 import ipaddress
 import json
@@ -23,7 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ec2xml  # noqa: E402
+import route53  # noqa: E402
 from ec2xml import error_body, items, parse, text  # noqa: E402
+import xml.etree.ElementTree as ET  # noqa: E402
 
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -54,6 +57,8 @@ DEFAULTS = {
     # What the console of an instance launched through the proxy shows once console_delay_s has passed (a test sets
     # cloud-init's host key block here); empty: LocalStack's own canned console.
     "console_text": "",
+    # How long after CreateInstanceProfile EC2 still refuses the profile (IAM is eventually consistent).
+    "profile_propagation_ms": _env_num("VPCLINK_STRICT_PROFILE_PROPAGATION_MS", 2000),
 }
 
 
@@ -100,6 +105,7 @@ class Region:
         self.describe_cache = {}  # (action, params) -> (monotonic time, body, keyset)
         self.tokens = {}        # (action, token) -> TokenEntry
         self.eip_lock = threading.Lock()
+        self.profiles = {}      # instance id -> (association id, instance profile ARN): see "Instance profiles"
 
 
 class TokenEntry:
@@ -485,6 +491,188 @@ def deleted_keys(ctx):
 
 # ---------------------------------------------------------------- the EC2 pipeline
 
+
+# ---------------------------------------------------------------- instance profiles
+# LocalStack's IAM keeps its own store, which its EC2 (moto) does not read: RunInstances naming an instance profile
+# fails there with NoSuchEntity, and AssociateIamInstanceProfile likewise. This layer looks the profile up in
+# LocalStack's IAM, launches without it, and keeps the association itself, answering for it where EC2 would:
+# RunInstances' and DescribeInstances' iamInstanceProfile, Associate/Describe/DisassociateIamInstanceProfile(s).
+#
+# Rule: a new instance profile is refused for a while. IAM is eventually consistent: "Changes that I make are not
+# always immediately visible" (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency),
+# and AddRoleToInstanceProfile: "You must then wait for the change to appear across all of AWS because of eventual
+# consistency" (https://docs.aws.amazon.com/IAM/latest/APIReference/API_AddRoleToInstanceProfile.html). EC2 answers
+# a profile it cannot see yet with InvalidParameterValue "... Invalid IAM Instance Profile name" (the code and text
+# tools such as kops and the Terraform AWS provider retry on). Here: for profile_propagation_ms after its CreateDate.
+
+def iam_profile(ctx, ref):
+    """(arn, id, wall-clock creation time) of the instance profile named or ARN'd by ref, from LocalStack's IAM; None
+    when it does not exist."""
+    name = ref.rsplit("/", 1)[-1]
+    body = urllib.parse.urlencode([("Action", "GetInstanceProfile"), ("Version", "2010-05-08"),
+                                   ("InstanceProfileName", name)])
+    h = ctx.handler.headers
+    auth = re.sub(r"/ec2/aws4_request", "/iam/aws4_request", h.get("Authorization", ""))
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8", "Authorization": auth,
+               "X-Amz-Date": h.get("X-Amz-Date", ""), "Host": h.get("Host", "localhost")}
+    status, _, data = BACKEND.request("POST", "/", body.encode(), headers)
+    root = parse(data)
+    if status != 200 or root is None:
+        return None
+    # The profile's own fields come before its roles' (InstanceProfile/Arn, then Roles/member/Arn): first wins.
+    found = {}
+    for e in root.iter():
+        if ec2xml.local(e.tag) in ("Arn", "InstanceProfileId", "CreateDate"):
+            found.setdefault(ec2xml.local(e.tag), e.text)
+    arn = found.get("Arn")
+    if arn is None or ("/" + name) not in arn:
+        return None
+    created = found.get("CreateDate") or ""
+    try:
+        wall = datetime.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        wall = 0.0
+    return arn, found.get("InstanceProfileId") or "AIPA" + name.upper()[:16], wall
+
+
+def rule_instance_profile(ctx):
+    """The instance profile RunInstances names, checked as EC2 would; None when it names none."""
+    by_arn = ctx.form.get("IamInstanceProfile.Arn")
+    ref = by_arn or ctx.form.get("IamInstanceProfile.Name")
+    if not ref:
+        return None
+    return checked_profile(ctx, ref, bool(by_arn))
+
+
+def checked_profile(ctx, ref, by_arn):
+    found = iam_profile(ctx, ref)
+    young = found is not None and (time.time() - found[2]) * 1000 < ctx.s("profile_propagation_ms")
+    if found is None or young:
+        raise Refusal("iam_profile_propagation" if young else None, "InvalidParameterValue",
+                      "Value (%s) for parameter iamInstanceProfile.%s is invalid. Invalid IAM Instance Profile %s"
+                      % (ref, "arn" if by_arn else "name", "ARN" if by_arn else "name"))
+    return found
+
+
+def new_association(ctx, iid, profile):
+    assoc = "iip-assoc-%017x" % random.getrandbits(68)
+    with ctx.region.lock:
+        ctx.region.profiles[iid] = (assoc, profile[0], profile[1])
+    return assoc
+
+
+def launch_with_profile(ctx, profile):
+    """forward() for a RunInstances naming a profile: upstream without it; the answer shows it as EC2's would."""
+    pairs = [(k, v) for k, v in ctx.pairs if not k.startswith("IamInstanceProfile.")]
+    h = ctx.handler.headers
+    headers = {k: v for k, v in h.items() if k.lower() not in HOP_BY_HOP}
+
+    def forward():
+        status, rheaders, data = BACKEND.request("POST", ctx.handler.path, urllib.parse.urlencode(pairs).encode(),
+                                                 headers)
+        root = parse(data)
+        if status != 200 or root is None:
+            return status, rheaders, data
+        for i in items(root, "instancesSet"):
+            new_association(ctx, text(i, "instanceId"), profile)
+            add_profile_element(i, profile[0], profile[1])
+        return status, rheaders, ec2xml.serialize(root)
+    return forward
+
+
+def add_profile_element(instance, arn, pid):
+    for old in [c for c in instance if ec2xml.local(c.tag) == "iamInstanceProfile"]:
+        instance.remove(old)
+    ns = "{%s}" % ec2xml.EC2_NS
+    el = ET.SubElement(instance, ns + "iamInstanceProfile")
+    ET.SubElement(el, ns + "arn").text = arn
+    ET.SubElement(el, ns + "id").text = pid
+
+
+def show_profiles(ctx, body):
+    root = parse(body)
+    if root is None:
+        return body
+    with ctx.region.lock:
+        known = dict(ctx.region.profiles)
+    changed = False
+    for r in items(root, "reservationSet"):
+        for i in items(r, "instancesSet"):
+            entry = known.get(text(i, "instanceId"))
+            if entry:
+                add_profile_element(i, entry[1], entry[2])
+                changed = True
+    return ec2xml.serialize(root) if changed else body
+
+
+def association_xml(iid, entry, state):
+    return ("<item><associationId>%s</associationId><instanceId>%s</instanceId><iamInstanceProfile><arn>%s</arn>"
+            "<id>%s</id></iamInstanceProfile><state>%s</state></item>" % (entry[0], iid, entry[1], entry[2], state))
+
+
+def profile_response(action, inner):
+    return 200, [("Content-Type", "text/xml;charset=UTF-8")], (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<%sResponse xmlns="%s"><requestId>%s</requestId>%s</%sResponse>'
+        % (action, ec2xml.EC2_NS, random.getrandbits(64), inner, action)).encode()
+
+
+def associate_profile(ctx):
+    iid = ctx.form.get("InstanceId", "")
+    by_arn = ctx.form.get("IamInstanceProfile.Arn")
+    profile = checked_profile(ctx, by_arn or ctx.form.get("IamInstanceProfile.Name", ""), bool(by_arn))
+    status, root = ctx.query("DescribeInstances", {"InstanceId.1": iid})
+    if status != 200 or not any(items(r, "instancesSet") for r in items(root, "reservationSet")):
+        raise Refusal(None, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist" % iid)
+    if ctx.flag("DryRun"):
+        raise Refusal(None, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.", DRY_RUN_STATUS)
+    with ctx.region.lock:
+        if iid in ctx.region.profiles:
+            raise Refusal(None, "IncorrectState", "There is an existing association for instance %s" % iid)
+        new_association(ctx, iid, profile)
+        entry = ctx.region.profiles[iid]
+    item = association_xml(iid, entry, "associating")
+    return profile_response("AssociateIamInstanceProfile",
+                            item.replace("<item>", "<iamInstanceProfileAssociation>", 1)
+                            .replace("</item>", "</iamInstanceProfileAssociation>"))
+
+
+def describe_profile_associations(ctx):
+    wanted_ids = set(ctx.indexed("AssociationId"))
+    instances = set()
+    n = 1
+    while ("Filter.%d.Name" % n) in ctx.form:
+        if ctx.form["Filter.%d.Name" % n] == "instance-id":
+            instances |= set(ctx.indexed("Filter.%d.Value" % n))
+        n += 1
+    with ctx.region.lock:
+        known = dict(ctx.region.profiles)
+    out = "".join(association_xml(iid, e, "associated") for iid, e in sorted(known.items())
+                  if (not instances or iid in instances) and (not wanted_ids or e[0] in wanted_ids))
+    return profile_response("DescribeIamInstanceProfileAssociations",
+                            "<iamInstanceProfileAssociationSet>%s</iamInstanceProfileAssociationSet>" % out)
+
+
+def disassociate_profile(ctx):
+    assoc = ctx.form.get("AssociationId", "")
+    with ctx.region.lock:
+        found = [(iid, e) for iid, e in ctx.region.profiles.items() if e[0] == assoc]
+        if not found:
+            raise Refusal(None, "InvalidAssociationID.NotFound", "An invalid association-id of '%s' was given" % assoc)
+        iid, entry = found[0]
+        del ctx.region.profiles[iid]
+    item = association_xml(iid, entry, "disassociating")
+    return profile_response("DisassociateIamInstanceProfile",
+                            item.replace("<item>", "<iamInstanceProfileAssociation>", 1)
+                            .replace("</item>", "</iamInstanceProfileAssociation>"))
+
+
+PROFILE_ACTIONS = {
+    "AssociateIamInstanceProfile": associate_profile,
+    "DescribeIamInstanceProfileAssociations": describe_profile_associations,
+    "DisassociateIamInstanceProfile": disassociate_profile,
+}
+
+
 def handle_ec2(ctx, forward):
     """Returns (status, headers, body). forward() sends the original request upstream."""
     STATE.count(ctx.account, "ec2_requests")
@@ -498,6 +686,11 @@ def handle_ec2(ctx, forward):
         rule_gateway_route(ctx)
     if action == "RunInstances":
         rule_run_instances_offering(ctx)
+        profile = rule_instance_profile(ctx)
+        if profile:
+            forward = launch_with_profile(ctx, profile)
+    if action in PROFILE_ACTIONS:
+        return PROFILE_ACTIONS[action](ctx)
     if action == "GetConsoleOutput" and not dry:
         body = rule_console_output(ctx)
         if body is not None:
@@ -589,6 +782,8 @@ def after(ctx, status, headers, body):
                 wall = time.time()
                 ids = set(ctx.indexed("InstanceId"))
                 for iid in ids:
+                    reg.profiles.pop(iid, None)  # a terminated instance's association goes with it
+                for iid in ids:
                     reg.terminated.setdefault(iid, t)
                 for entry in reg.tokens.values():
                     if entry.instance_ids and set(entry.instance_ids) <= set(reg.terminated):
@@ -628,6 +823,8 @@ def after(ctx, status, headers, body):
         body = ec2xml.serialize(root)
     if action in STALE_ACTIONS:
         body = stale(ctx, root if root is not None else parse(body), body, t)
+    if action == "DescribeInstances":
+        body = show_profiles(ctx, body)
     return status, headers, body
 
 
@@ -738,7 +935,16 @@ class Handler(BaseHTTPRequestHandler):
 
         try:
             ctx = self.ec2_ctx(body)
-            if ctx is None:
+            scope = SCOPE_RE.search(self.headers.get("Authorization", ""))
+            if ctx is None and scope and scope.group(3) == "route53":
+                # Route 53's rules live in route53.py (REST-XML, not the EC2 Query API).
+                try:
+                    status, headers, data = route53.handle(
+                        self.command, self.path, self.headers, body, scope.group(1), forward, BACKEND)
+                except route53.Refusal as r:
+                    STATE.count(scope.group(1), None, r.rule)
+                    status, headers, data = r.status, [("Content-Type", "text/xml")], route53.error_body(r.code, r.message)
+            elif ctx is None:
                 status, headers, data = forward()
             else:
                 try:

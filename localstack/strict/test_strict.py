@@ -479,7 +479,99 @@ class StrictTest(unittest.TestCase):
         for t in ("t3.micro", "m5.large", "c6i.large", "i3.metal", "p3dn.24xlarge", "t4g.nano", "m7g.large"):
             self.assertFalse(proxy.is_xen(t), t)
 
+    # ------------------------------------------------------------ instance profiles
+
+    def profile(self, a, name):
+        iam = a.client("iam")
+        iam.create_role(RoleName=name, Path="/vpclink/", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]}))
+        arn = iam.create_instance_profile(InstanceProfileName=name, Path="/vpclink/")["InstanceProfile"]["Arn"]
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+        return arn
+
+    def test_a_new_instance_profile_is_refused_until_it_propagates(self):
+        a = Account(consistency_ms=0, profile_propagation_ms=1500)
+        vpc, sub = a.network()
+        ami = a.ami()
+        arn = self.profile(a, "p-new")
+        run = lambda **kw: a.ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                                               SubnetId=sub, **kw)["Instances"][0]
+        r = self.assertCode("InvalidParameterValue", lambda: run(IamInstanceProfile={"Name": "p-new"}))
+        self.assertIn("Invalid IAM Instance Profile name", r["Error"]["Message"])
+        self.assertCode("InvalidParameterValue", lambda: run(IamInstanceProfile={"Name": "no-such-profile"}))
+        self.assertEqual(a.stats()["refusals"].get("iam_profile_propagation"), 1)
+        time.sleep(1.6)
+        i = run(IamInstanceProfile={"Name": "p-new"})
+        self.assertEqual(i["IamInstanceProfile"]["Arn"], arn)
+        got = a.ec2.describe_instances(InstanceIds=[i["InstanceId"]])["Reservations"][0]["Instances"][0]
+        self.assertEqual(got["IamInstanceProfile"]["Arn"], arn)
+        # A host launched without one: associated, listed, disassociated, as EC2 does.
+        bare = run()["InstanceId"]
+        described = a.ec2.describe_instances(InstanceIds=[bare])["Reservations"][0]["Instances"][0]
+        self.assertNotIn("IamInstanceProfile", described)
+        assoc = a.ec2.associate_iam_instance_profile(InstanceId=bare, IamInstanceProfile={"Arn": arn})
+        aid = assoc["IamInstanceProfileAssociation"]["AssociationId"]
+        listed = a.ec2.describe_iam_instance_profile_associations(
+            Filters=[{"Name": "instance-id", "Values": [bare]}])["IamInstanceProfileAssociations"]
+        self.assertEqual([(x["AssociationId"], x["IamInstanceProfile"]["Arn"]) for x in listed], [(aid, arn)])
+        self.assertCode("IncorrectState", lambda: a.ec2.associate_iam_instance_profile(
+            InstanceId=bare, IamInstanceProfile={"Arn": arn}))
+        a.ec2.disassociate_iam_instance_profile(AssociationId=aid)
+        self.assertEqual(a.ec2.describe_iam_instance_profile_associations(
+            Filters=[{"Name": "instance-id", "Values": [bare]}])["IamInstanceProfileAssociations"], [])
+        # Terminated: its association goes with it.
+        a.ec2.terminate_instances(InstanceIds=[i["InstanceId"]])
+        self.assertEqual(a.ec2.describe_iam_instance_profile_associations(
+            Filters=[{"Name": "instance-id", "Values": [i["InstanceId"]]}])["IamInstanceProfileAssociations"], [])
+
     # ------------------------------------------------------------ control endpoint
+
+    # ------------------------------------------------------------ Route 53 (route53.py)
+
+    def zone(self, a, ref):
+        vpc = a.ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+        return a.client("route53").create_hosted_zone(
+            Name="strict.test", CallerReference=ref, VPC={"VPCId": vpc, "VPCRegion": "us-east-1"},
+            HostedZoneConfig={"PrivateZone": True, "Comment": "strict"})["HostedZone"]["Id"]
+
+    def test_route53_caller_reference_reuse_is_hosted_zone_already_exists(self):
+        a = Account(consistency_ms=0)
+        self.zone(a, "ref-1")
+        self.assertCode("HostedZoneAlreadyExists", lambda: self.zone(a, "ref-1"), status=409)
+        self.zone(a, "ref-2")
+        zones = a.client("route53").list_hosted_zones()["HostedZones"]
+        self.assertEqual(sorted(z["CallerReference"] for z in zones), ["ref-1", "ref-2"])
+        self.assertEqual(a.stats()["refusals"].get("route53_caller_reference"), 1)
+
+    def test_route53_batch_limits_and_create_of_an_existing_record(self):
+        a = Account(consistency_ms=0)
+        r53 = a.client("route53")
+        z = self.zone(a, "ref")
+
+        def change(action, name, value="10.0.0.1"):
+            return {"Action": action, "ResourceRecordSet": {"Name": name, "Type": "A", "TTL": 60,
+                                                            "ResourceRecords": [{"Value": value}]}}
+
+        def send(changes):
+            return r53.change_resource_record_sets(HostedZoneId=z, ChangeBatch={"Changes": changes})
+
+        send([change("CREATE", "h%d.strict.test" % i) for i in range(100)])  # the limit itself passes
+        self.assertCode("InvalidChangeBatch",
+                        lambda: send([change("UPSERT", "g%d.strict.test" % i) for i in range(101)]), status=400)
+        many = [{"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": "m%d.strict.test" % i, "Type": "A", "TTL": 60,
+            "ResourceRecords": [{"Value": "10.1.%d.%d" % (i, j)} for j in range(110)]}} for i in range(10)]
+        self.assertCode("InvalidChangeBatch", lambda: send(many))
+        err = self.assertCode("InvalidChangeBatch", lambda: send([change("CREATE", "h7.strict.test", "10.0.0.2")]))
+        self.assertIn("already exists", err["Error"]["Message"])
+        send([change("UPSERT", "h7.strict.test", "10.0.0.2")])  # UPSERT of an existing record is fine
+        sets = r53.list_resource_record_sets(HostedZoneId=z, StartRecordName="h7.strict.test", MaxItems="1")
+        self.assertEqual(sets["ResourceRecordSets"][0]["ResourceRecords"], [{"Value": "10.0.0.2"}])
+        refusals = a.stats()["refusals"]
+        self.assertEqual(refusals.get("route53_batch_changes"), 1)
+        self.assertEqual(refusals.get("route53_batch_records"), 1)
+        self.assertEqual(refusals.get("route53_create_existing"), 1)
 
     def test_control_endpoint(self):
         a = Account(eip_quota=1)

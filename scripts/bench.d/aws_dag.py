@@ -47,6 +47,9 @@ UP = {
     "probe_sg": ("survey", "chain", ["vpcs"]),
     # the launch probe needs the AMI, the VPC's default group and the public subnet (subnets and their tables)
     "probe_run": ("preflight", "chain", ["ami", "ami_image", "groups", "subnets", "tables", "offerings"]),
+    # the tunnel host's role and instance profile: one of the link's name must not be someone else's (IAM has no DryRun)
+    "probe_iam_role": ("preflight", "chain", ["sts"]),
+    "probe_iam_profile": ("preflight", "chain", ["sts"]),
     "kp_delete": ("provision-1", "chain", ["kp_find", "PREFLIGHT"]),
     "kp_import": ("provision-1", "chain", ["kp_find", "kp_delete", "PREFLIGHT"]),
     # both sides in one account and region: the side whose import was refused as Duplicate reads the other's
@@ -74,9 +77,24 @@ UP = {
     "rules_test_add": ("provision-2", "fan",
                        ["groups", "sg_tunnel_create", "sg_test_create", "rules_read", "rules_revoke", "PLAN",
                         "PREFLIGHT"]),
+    # the metrics role (read, made), its policy, the instance profile holding it (issue 13)
+    "iam_role": ("provision-1", "chain", ["PREFLIGHT"]),
+    "iam_role_add": ("provision-1", "chain", ["iam_role", "PREFLIGHT"]),
+    "iam_policy": ("provision-1", "chain", ["iam_role", "iam_role_add"]),
+    "iam_policy_put": ("provision-1", "chain", ["iam_policy", "iam_role", "iam_role_add"]),
+    "iam_profile": ("provision-1", "chain", ["PREFLIGHT"]),
+    "iam_profile_add": ("provision-1", "chain", ["iam_profile", "PREFLIGHT"]),
+    "iam_profile_role": ("provision-1", "chain", ["iam_profile", "iam_profile_add", "iam_role", "iam_role_add"]),
+    "iam_profile_wait": ("provision-1", "chain", ["iam_profile_add"]),
     "tunnel_run": ("provision-2", "chain",
                    ["instances", "groups", "sg_tunnel_create", "kp_find", "kp_import", "kp_find_again", "ami", "ami_image", "subnets", "tables",
-                    "PREFLIGHT"]),
+                    "iam_profile", "iam_profile_add", "iam_profile_role", "iam_profile_wait", "PREFLIGHT"]),
+    # an earlier run's tunnel host without the profile gets it (never on a fresh link)
+    "iam_assoc_read": ("provision-2", "chain", ["instances", "tunnel_run", "tunnel_wait"]),
+    "iam_assoc": ("provision-2", "chain", ["iam_assoc_read", "iam_profile_role", "iam_profile_wait"]),
+    # the alarm once the host exists (policy); read only when the state records it
+    "alarm_read": ("provision-2", "chain", ["instances", "tunnel_run", "tunnel_wait"]),
+    "alarm_put": ("provision-2", "chain", ["alarm_read", "instances", "tunnel_run", "tunnel_wait"]),
     # polls; on a resumed run they may wait for a host an earlier run launched (or this run started)
     "tunnel_wait": ("provision-2", "chain", ["instances", "tunnel_run", "PREFLIGHT"]),
     # an earlier run's host found stopped is started (never on a fresh link)
@@ -92,13 +110,24 @@ UP = {
     "test_start": ("provision-2", "chain", ["instances", "PREFLIGHT"]),
     # one per (route table, peer mapped range)
     "routes": ("provision-2", "fan", ["instances", "tunnel_run", "tunnel_wait", "PLAN", "PREFLIGHT"]),
+    # names (src/names/sync.rs): this side's zone (found, else created and tagged) once preflight passed; this side's
+    # interfaces (and their instances' Name tags) once its hosts are launched, read for the PEER's zone; then the
+    # zone's records, changed to name the peer's interfaces, and the change polled until INSYNC
+    "names_zone_read": ("names", "chain", ["PREFLIGHT"]),
+    "names_vpc_dns": ("names", "chain", ["PREFLIGHT"]),
+    "names_zone": ("names", "chain", ["names_zone_read", "PREFLIGHT"]),
+    "names_enis": ("names", "chain", ["instances", "tunnel_run", "test_run", "PREFLIGHT"]),
+    "names_instances": ("names", "chain", ["names_enis"]),
+    "names_records_read": ("names", "chain", ["names_zone", "names_zone_read"]),
+    "names_records": ("names", "chain", ["names_records_read", "names_zone", "peer:names_enis",
+                                         "peer:names_instances"]),
 }
 # gate -> (steps of both sides it waits for, gates it waits for)
 UP_GATES = {
     "PLAN": (["vpcs", "subnets", "tables", "prefix_lists", "prefix_entries"], []),
     # what preflight judges: the AMI, the probes, the address headroom, the route tables (PLAN)
     "PREFLIGHT": (["ami", "ami_image", "itype", "offerings", "addresses", "eip_quota", "probe_key", "probe_eip", "probe_sg",
-                   "probe_run"], ["PLAN"]),
+                   "probe_run", "probe_iam_role", "probe_iam_profile"], ["PLAN"]),
 }
 
 DOWN = {
@@ -118,6 +147,14 @@ DOWN = {
     "c_orphans": ("collect", "chain", ["c_tables", "c_tables_tag", "c_sg_find", "c_inst_find", "c_inst_rec"]),
     "c_kp_find": ("collect", "chain", ["sts"]),
     "c_kp_rec": ("collect", "chain", ["sts"]),
+    # the alarm; the role and instance profile listed under /vpclink/, then read for their tags
+    "c_alarm": ("collect", "chain", ["sts"]),
+    "c_iam_profiles": ("collect", "chain", ["sts"]),
+    "c_iam_roles": ("collect", "chain", ["sts"]),
+    "c_iam_profile": ("collect", "chain", ["c_iam_profiles"]),
+    "c_iam_role": ("collect", "chain", ["c_iam_roles"]),
+    # names zones (src/names/teardown.rs): listed, and the tags of those of the link's zone name read
+    "c_zones": ("collect", "chain", ["sts"]),
     "d_routes": ("delete", "fan", ["INVENTORY"]),
     "d_disassoc": ("delete", "fan", ["INVENTORY"]),
     "d_release": ("delete", "fan", ["d_disassoc", "INVENTORY"]),
@@ -128,6 +165,16 @@ DOWN = {
     # without state, once the host is gone): it goes after the routes (policy)
     "d_sg": ("delete", "chain", ["d_wait", "d_routes", "INVENTORY"]),
     "d_kp": ("delete", "fan", ["INVENTORY"]),
+    "d_alarms": ("delete", "chain", ["INVENTORY"]),
+    # a names zone is emptied (read, then its records deleted), then deleted; nothing in EC2 depends on it
+    "d_zone_records": ("delete", "chain", ["INVENTORY"]),
+    "d_zone": ("delete", "chain", ["d_zone_records"]),
+    # the instance profile (its role taken out first), the role's policy, the role: once no instance uses them
+    "d_iam_profile_read": ("delete", "chain", ["d_wait", "INVENTORY"]),
+    "d_iam_profile_role": ("delete", "chain", ["d_iam_profile_read", "d_wait"]),
+    "d_iam_profile": ("delete", "chain", ["d_iam_profile_role", "d_wait"]),
+    "d_iam_policy": ("delete", "chain", ["d_wait", "INVENTORY"]),
+    "d_iam_role": ("delete", "chain", ["d_iam_policy", "d_iam_profile_role", "d_iam_profile"]),
     "l_inst": ("leak-check", "chain", ["DELETED"]),
     "l_tables": ("leak-check", "fan", ["l_inst"]),
     "l_tables_tag": ("leak-check", "fan", ["l_sg"]),
@@ -135,6 +182,13 @@ DOWN = {
     "l_eip": ("leak-check", "chain", ["DELETED"]),
     "l_sg": ("leak-check", "chain", ["DELETED"]),
     "l_kp": ("leak-check", "chain", ["DELETED"]),
+    "l_alarm": ("leak-check", "chain", ["DELETED"]),
+    "l_iam_profiles": ("leak-check", "chain", ["DELETED"]),
+    "l_iam_roles": ("leak-check", "chain", ["DELETED"]),
+    "l_iam_profile": ("leak-check", "chain", ["l_iam_profiles"]),
+    "l_iam_role": ("leak-check", "chain", ["l_iam_roles"]),
+    # names zones (src/names/teardown.rs): listed again by the leak check
+    "l_zones": ("leak-check", "chain", ["DELETED"]),
 }
 DOWN_GATES = {
     "INVENTORY": ([s for s, v in DOWN.items() if v[0] in ("connect", "collect")], []),

@@ -28,7 +28,9 @@ mirror=${VPCLINK_LAB_MIRROR:-http://deb.debian.org/debian}
 case $flavour in
     ready)
         include=linux-image-cloud-amd64,systemd-sysv,udev,dbus,openssh-server,libreswan,iptables,iproute2,tcpdump
-        include=$include,iputils-ping,kmod,procps,netbase,ifupdown,less,bind9-host,sudo,python3-minimal ;;
+        include=$include,iputils-ping,kmod,procps,netbase,ifupdown,less,bind9-host,sudo,python3-minimal
+        # The metrics agent's SDK (what vpclink's user-data installs on Debian), and ethtool for the ENA counters.
+        include=$include,python3-boto3,ethtool ;;
     fresh)
         include=linux-image-cloud-amd64,systemd-sysv,udev,dbus,openssh-server,cloud-init,iproute2,iputils-ping
         # python3-cffi-backend: provides the virtual python3-cffi-backend-api-* that trixie's python3-cryptography

@@ -2,9 +2,13 @@
 //! and thin wrappers with one method per API call.
 
 pub mod call_log;
+pub mod cloudwatch;
 pub mod ec2;
 mod error;
+pub mod iam;
+pub mod pricing;
 pub mod profile;
+pub mod route53;
 pub mod tags;
 
 pub use ec2::{DryRunLog, Ec2};
@@ -33,6 +37,12 @@ pub struct SideAws {
     pub account: String,
     pub ec2: Ec2,
     pub ssm: aws_sdk_ssm::Client,
+    /// The tunnel hosts' role and instance profile (IAM is global: one per account).
+    pub iam: iam::Iam,
+    /// The tunnel-down alarm and the hosts' figures, in this side's region.
+    pub cloudwatch: cloudwatch::CloudWatch,
+    /// The private zones for the other side's names (Route 53 is global: see route53.rs).
+    pub route53: route53::Route53,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,9 +120,15 @@ pub async fn connect(
         .retry_config(RetryConfig::standard().with_max_attempts(2));
     let mut ec2 = aws_sdk_ec2::config::Builder::from(&config);
     let mut ssm = aws_sdk_ssm::config::Builder::from(&config);
+    let mut iam = aws_sdk_iam::config::Builder::from(&config);
+    let mut cloudwatch = aws_sdk_cloudwatch::config::Builder::from(&config);
+    let mut route53 = aws_sdk_route53::config::Builder::from(&config);
     if let Some(log) = call_log::interceptor(side) {
         sts.push_interceptor(log.clone());
         ec2.push_interceptor(log.clone());
+        iam.push_interceptor(log.clone());
+        cloudwatch.push_interceptor(log.clone());
+        route53.push_interceptor(log.clone());
         ssm.push_interceptor(log);
     }
     let sts = aws_sdk_sts::Client::from_conf(sts.build());
@@ -137,9 +153,27 @@ pub async fn connect(
             aws_sdk_ec2::Client::from_conf(ec2.build()),
             side,
             &profile,
-            dry_run,
+            dry_run.clone(),
         ),
         ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
+        iam: iam::Iam::new(
+            aws_sdk_iam::Client::from_conf(iam.build()),
+            side,
+            &profile,
+            dry_run.clone(),
+        ),
+        cloudwatch: cloudwatch::CloudWatch::new(
+            aws_sdk_cloudwatch::Client::from_conf(cloudwatch.build()),
+            side,
+            &profile,
+            dry_run.clone(),
+        ),
+        route53: route53::Route53::new(
+            aws_sdk_route53::Client::from_conf(route53.build()),
+            side,
+            &profile,
+            dry_run.clone(),
+        ),
         profile,
     })
 }

@@ -21,6 +21,8 @@ struct DownReport {
     name: String,
     dry_run: bool,
     deleted: Vec<Inventory>,
+    /// The names zones (issue 13), emptied and deleted with the rest.
+    names: Vec<crate::names::teardown::FoundZone>,
     /// Resources with the link's tags still there afterwards (should be none).
     left: usize,
 }
@@ -52,15 +54,29 @@ pub(super) async fn down(a: DownArgs, out: &Output) -> Result<()> {
     )
     .await;
     let inventory = PerSide::new(e?, w?);
+    let zones = crate::names::teardown::collect_both(&aws, link, state.as_ref()).await?;
 
     if !out.json {
         eprint!("{}", listing(&inventory));
+        if !zones.is_empty() {
+            eprint!(
+                "{}",
+                table(
+                    &["side", "resource", "id"],
+                    &crate::names::teardown::rows(&zones)
+                )
+            );
+        }
     }
     if a.dry_run {
-        let r = dry_run_report(link, inventory);
+        let mut r = dry_run_report(link, inventory);
+        r.left += zones.len();
+        r.names = zones;
         out.emit(&r, || human(&r));
         return Ok(());
     }
+    // The zones go first: nothing in EC2 depends on them, and they are quick.
+    crate::names::teardown::delete(&aws, &zones).await?;
 
     let bar = out.spinner(format!("deleting link '{link}' on both sides"));
     let (de, dw) = crate::side::both(
@@ -75,8 +91,10 @@ pub(super) async fn down(a: DownArgs, out: &Output) -> Result<()> {
     // Leak check: collect again; nothing may be left. Describe calls are eventually consistent (AWS: "Eventual
     // consistency in the Amazon EC2 API", https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html):
     // a group deleted a moment ago may still be listed, so only what stays listed for LEAK_CHECK_BUDGET is left.
-    let left = teardown::leak_check(&aws, link, LEAK_CHECK_BUDGET).await?;
-    let r = judge(link, inventory, left, LEAK_CHECK_BUDGET)?;
+    let left = teardown::leak_check(&aws, link, LEAK_CHECK_BUDGET).await?
+        + crate::names::teardown::left(&aws, link, LEAK_CHECK_BUDGET).await?;
+    let mut r = judge(link, inventory, left, LEAK_CHECK_BUDGET)?;
+    r.names = zones;
     files.remove()?;
     out.emit(&r, || human(&r));
     Ok(())
@@ -121,6 +139,7 @@ fn dry_run_report(link: &str, inventory: PerSide<Inventory>) -> DownReport {
         dry_run: true,
         left: inventory.east.count() + inventory.west.count(),
         deleted: vec![inventory.east, inventory.west],
+        names: Vec::new(),
     }
 }
 
@@ -142,6 +161,7 @@ fn judge(
         name: link.to_string(),
         dry_run: false,
         deleted: vec![inventory.east, inventory.west],
+        names: Vec::new(),
         left,
     })
 }
@@ -153,7 +173,7 @@ fn human(r: &DownReport) -> String {
         format!(
             "link '{}' is down: {} resource(s) deleted, none left\n",
             r.name,
-            r.deleted.iter().map(|i| i.count()).sum::<usize>()
+            r.deleted.iter().map(|i| i.count()).sum::<usize>() + r.names.len()
         )
     }
 }

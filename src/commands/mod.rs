@@ -8,6 +8,7 @@ mod pin;
 mod plan;
 mod render;
 mod status;
+mod sync;
 mod up;
 mod verify;
 
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Map(a) => map::map_cmd(&a, &out),
         Command::Render(a) => render::render_cmd(&a, &out),
         Command::Pin(a) => pin::pin_cmd(&a, &out).await,
+        Command::Sync(a) => sync::sync_cmd(&a, &out).await,
     }
 }
 

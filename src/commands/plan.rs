@@ -2,7 +2,8 @@
 
 use super::{connect, existing_state};
 use crate::aws::{DryRunLog, SideAws, SideTarget};
-use crate::cli::PlanArgs;
+use crate::cli::{CostArgs, PlanArgs, PlanCommandArgs};
+use crate::cost::{self, lookup::Asker, model::CostInput};
 use crate::discover::{self, SideFacts};
 use crate::error::{Error, Result};
 use crate::link::LinkPlan;
@@ -235,9 +236,62 @@ pub(super) fn plan_human(plan: &LinkPlan) -> String {
     s
 }
 
-pub(super) async fn plan(a: PlanArgs, out: &Output) -> Result<()> {
+/// What `plan --json` prints: the plan's fields, and the cost table as `cost` (absent with --no-cost).
+#[derive(serde::Serialize)]
+struct PlanOutput<'a> {
+    #[serde(flatten)]
+    plan: &'a LinkPlan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<&'a cost::CostReport>,
+}
+
+/// The cost table for the planned link: prices through the east profile, else the west one, else built in.
+async fn cost_report(a: &CostArgs, aws: &PerSide<SideAws>) -> cost::CostReport {
+    let input = CostInput {
+        east_region: aws.east.region.clone(),
+        west_region: aws.west.region.clone(),
+        instance_type: a.instance_type.clone(),
+        traffic_gb: a.traffic,
+        ha: a.ha,
+    };
+    let mut askers = vec![Asker {
+        side: Side::East,
+        profile: aws.east.profile.clone(),
+    }];
+    if aws.west.profile != aws.east.profile {
+        askers.push(Asker {
+            side: Side::West,
+            profile: aws.west.profile.clone(),
+        });
+    }
+    cost::estimate(&askers, &input).await
+}
+
+pub(super) async fn plan(a: PlanCommandArgs, out: &Output) -> Result<()> {
+    let PlanCommandArgs { plan: a, cost: c } = a;
     let files = StateFiles::for_link(&a.name.name)?;
-    let c = connect_and_plan(&a, &files, None).await?;
-    out.emit(&c.plan, || plan_human(&c.plan));
+    let connected = connect_and_plan(&a, &files, None).await?;
+    let cost = if c.no_cost {
+        None
+    } else {
+        let pb = out.spinner(format!(
+            "cost: asking the AWS Price List API (at most {} s)",
+            cost::lookup::LOOKUP_TIMEOUT.as_secs()
+        ));
+        let r = cost_report(&c, &connected.aws).await;
+        pb.finish_and_clear();
+        Some(r)
+    };
+    let shown = PlanOutput {
+        plan: &connected.plan,
+        cost: cost.as_ref(),
+    };
+    out.emit(&shown, || {
+        let mut s = plan_human(&connected.plan);
+        if let Some(r) = &cost {
+            s.push_str(&cost::render::human(r));
+        }
+        s
+    });
     Ok(())
 }

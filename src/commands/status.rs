@@ -12,14 +12,18 @@ pub(super) async fn status(a: NameArg, out: &Output) -> Result<()> {
     let targets = targets_of(&state);
     let aws = connect(targets, None).await?;
     let (east, west) = tokio::join!(
-        crate::status::side_status(&aws.east, &state),
-        crate::status::side_status(&aws.west, &state)
+        crate::status::side_report(&aws.east, &state),
+        crate::status::side_report(&aws.west, &state)
     );
-    let items: Vec<crate::status::Item> = east?.into_iter().chain(west?).collect();
+    let ((east, east_figures), (west, west_figures)) = (east?, west?);
+    let mut items: Vec<crate::status::Item> = east.into_iter().chain(west).collect();
+    // Names (issue 13): each side's zone, and the records that drifted from both VPCs.
+    items.extend(crate::names::sync::status_items(&state, &aws).await?);
     let report = crate::status::StatusReport {
         name: state.name.clone(),
         ok: items.iter().all(|i| i.ok),
         items,
+        metrics: vec![east_figures, west_figures],
     };
     out.emit(&report, || crate::status::human(&report));
     // Drift, or what cannot be judged, is a finding like a failed verify check: scripts can act on the exit code.

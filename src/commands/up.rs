@@ -30,13 +30,45 @@ pub(super) async fn up(a: UpArgs, out: &Output) -> Result<()> {
         instance_type: a.instance_type.clone(),
         public_key: provision::key_pair::public_line(&key)?,
     };
-    let connected = plan_connected(&a.plan, existing, aws?, Some(&survey)).await?;
-    let report = provision::up(&a, &files, connected, (key, key_is_new), dry, out.json).await?;
+    let aws = aws?;
+    let names_aws = aws.clone();
+    let connected = plan_connected(&a.plan, existing, aws, Some(&survey)).await?;
+    let mut report = provision::up(
+        &a,
+        &files,
+        connected,
+        (key, key_is_new),
+        dry.clone(),
+        out.json,
+    )
+    .await?;
+    // Names (issue 13): after provisioning, so that the zones name the hosts just made.
+    let names = match crate::names::wanted(a.dns, a.no_dns, &report.state) {
+        true => Some(up_names(&files, &mut report, &names_aws, dry.as_ref()).await?),
+        false => {
+            skip_names(&files, &mut report, dry.is_some())?;
+            None
+        }
+    };
     if !out.json {
         print!("{}", up_human(&report));
+        if let (Some(n), None) = (&names, &report.dry_run) {
+            print!("\n{}", crate::names::sync::human(n));
+        }
     }
     if a.no_configure || a.dry_run {
-        out.emit(&report, String::new);
+        #[derive(Serialize)]
+        struct Provisioned<'a> {
+            #[serde(flatten)]
+            up: &'a provision::UpReport,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            names: Option<&'a crate::side::PerSide<crate::names::sync::SideNames>>,
+        }
+        let r = Provisioned {
+            up: &report,
+            names: names.as_ref(),
+        };
+        out.emit(&r, String::new);
         return Ok(());
     }
     if let Err(e) = refuse_loopback_ssh(&report.state) {
@@ -56,14 +88,59 @@ pub(super) async fn up(a: UpArgs, out: &Output) -> Result<()> {
         up: &'a provision::UpReport,
         configure: &'a crate::configure::ConfigureReport,
         verify: &'a crate::verify::VerifyReport,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        names: Option<&'a crate::side::PerSide<crate::names::sync::SideNames>>,
     }
     let full = Full {
+        names: names.as_ref(),
         up: &report,
         configure: &configured,
         verify: &verified,
     };
     out.emit(&full, || crate::verify::human(&verified));
     verified.outcome()
+}
+
+/// `--no-dns` (asked now or remembered): record the choice so that a later `up` keeps it; an existing zone stays
+/// (`down` removes it).
+fn skip_names(files: &StateFiles, report: &mut provision::UpReport, dry: bool) -> Result<()> {
+    let mut state = if dry {
+        report.state.clone()
+    } else {
+        files.load()?
+    };
+    for side in Side::BOTH {
+        state.side_mut(side).no_names = true;
+    }
+    if !dry {
+        files.save(&state)?;
+    }
+    report.state = state;
+    Ok(())
+}
+
+/// Make both names zones and their records (under `--dry-run`, only list the calls: they join the report's). The
+/// state is read back from its file, which holds what provisioning recorded, and saved after each step.
+async fn up_names(
+    files: &StateFiles,
+    report: &mut provision::UpReport,
+    aws: &crate::side::PerSide<crate::aws::SideAws>,
+    dry: Option<&DryRunLog>,
+) -> Result<crate::side::PerSide<crate::names::sync::SideNames>> {
+    let mut state = match dry {
+        Some(_) => report.state.clone(),
+        None => files.load()?,
+    };
+    for side in Side::BOTH {
+        state.side_mut(side).no_names = false;
+    }
+    let names =
+        crate::names::sync::sync_link(dry.is_none().then_some(files), &mut state, aws).await?;
+    report.state = state;
+    if let Some(d) = dry {
+        report.dry_run = Some(d.calls());
+    }
+    Ok(names)
 }
 
 fn up_human(r: &provision::UpReport) -> String {
@@ -118,6 +195,18 @@ pub(super) fn resources_table(state: &LinkState) -> String {
                 "route",
                 Some(r.route_table_id.clone()),
                 r.destination.to_string(),
+            );
+        }
+        if let Some(m) = &s.metrics {
+            row(
+                "instance-profile",
+                m.instance_profile.clone(),
+                format!("role {}", m.role.clone().unwrap_or_default()),
+            );
+            row(
+                "alarm",
+                m.alarm.clone(),
+                m.alarm_topic.clone().unwrap_or_default(),
             );
         }
     }

@@ -179,6 +179,8 @@ pub struct HostRequest<'a> {
     pub subnet_id: &'a str,
     pub security_group_id: &'a str,
     pub key_name: &'a str,
+    /// The instance profile to launch with (the tunnel host's metrics role), by name.
+    pub instance_profile: Option<String>,
 }
 
 /// A host that runs, and whether this run launched it (else an earlier run did).
@@ -224,12 +226,16 @@ pub async fn ensure(step: &Step<'_>, req: &HostRequest<'_>) -> Result<Launched> 
                     key_name: req.key_name.to_string(),
                     user_data: cloud_init::user_data(req.role, os).to_string(),
                     client_token: client_token(&tags, step.vpc_id(), &nonce, generation),
+                    iam_instance_profile: req.instance_profile.clone(),
                 };
                 // The key pair or group made a moment ago may not be visible yet; the same ClientToken makes a retry
                 // return the same host.
+                // A profile made a moment ago may be refused for some seconds (IAM is eventually consistent).
                 let r = call_log::step(
                     run_step,
-                    retry_not_found(|| step.aws.ec2.run_instance(&spec)),
+                    super::metrics::retry_profile_propagation(|| {
+                        retry_not_found(|| step.aws.ec2.run_instance(&spec))
+                    }),
                 )
                 .await;
                 let outcome = judge_launch(r.as_ref().map(|m| match m {

@@ -9,6 +9,7 @@ pub mod host_keys;
 mod instance;
 mod journal;
 pub mod key_pair;
+pub mod metrics;
 mod operator;
 mod preflight;
 pub mod route;
@@ -135,6 +136,9 @@ pub async fn up(
         state.east = old.east.clone();
         state.west = old.west.clone();
     }
+    // The alarm topics (--alarm-topic), checked against each side's region before anything is made.
+    let regions = PerSide::new(aws.east.region.clone(), aws.west.region.clone());
+    metrics::apply_topics(&a.alarm_topic, &regions, &mut state)?;
 
     let public_key = key_pair::public_line(&key)?;
 
@@ -256,6 +260,7 @@ async fn first_half(step: &Step<'_>, public_key: &str) -> Result<()> {
         security_group::ensure_group(step, ROLE_TUNNEL),
         test_group,
         elastic_ip::ensure_allocated(step),
+        metrics::ensure_host_profile(step),
     )?;
     Ok(())
 }
@@ -271,6 +276,19 @@ async fn second_half(step: &Step<'_>) -> Result<()> {
     let remote_mapped = step.plan().side(step.side().peer()).mapped.clone();
     let tunnel = async {
         let (eni, new) = tunnel_host(step).await?;
+        // An earlier run's host (perhaps from before the link had a profile) gets its profile; then the alarm.
+        let instance = step.side_state(|s| s.tunnel.as_ref().and_then(|h| h.instance_id.clone()));
+        let alarm = async {
+            if let (false, Some(id)) = (
+                new,
+                instance.as_deref().map(crate::aws::ec2::Id::from_state),
+            ) {
+                if let Some(real) = id.real() {
+                    metrics::ensure_associated(step, real).await?;
+                }
+            }
+            metrics::ensure_alarm(step).await
+        };
         let associated = async {
             elastic_ip::ensure_associated(step, eni.as_str()).await?;
             // Reachable at the Elastic IP from now on: record the SSH target configure will use.
@@ -290,6 +308,7 @@ async fn second_half(step: &Step<'_>) -> Result<()> {
         };
         tokio::try_join!(
             associated,
+            alarm,
             source_dest_check_off(step, &eni, new),
             route::ensure(step, &step.facts.tables, &remote_mapped, eni.as_str()),
         )?;
@@ -364,6 +383,7 @@ async fn tunnel_host(step: &Step<'_>) -> Result<(Id, bool)> {
             subnet_id: &public_subnet,
             security_group_id: &tunnel_sg,
             key_name: &key_name,
+            instance_profile: step.side_state(metrics::launch_profile),
         },
     )
     .await?;
@@ -410,6 +430,7 @@ async fn test_host(step: &Step<'_>, test_sg: &str) -> Result<()> {
             subnet_id: &subnet,
             security_group_id: test_sg,
             key_name: &key_name,
+            instance_profile: None,
         },
     )
     .await?;

@@ -60,6 +60,8 @@ pub async fn check(c: &SideCheck<'_>) -> Vec<Problem> {
             key_name: String::new(),
             user_data: String::new(),
             client_token: "vpclink-preflight".into(),
+            // The profile may not exist yet: the launch permission is probed without it.
+            iam_instance_profile: None,
         };
         if let Err(e) = step("probe_run", c.aws.ec2.probe_run_instances(&spec)).await {
             problems.push(e.into());
@@ -78,6 +80,8 @@ pub async fn check(c: &SideCheck<'_>) -> Vec<Problem> {
             )));
         }
     }
+    // The metrics role and instance profile: one of the link's name that is someone else's is refused.
+    problems.extend(super::metrics::preflight(c.aws, c.link).await);
     let mut note = |p: String| problems.push(Problem::Input(format!("{side} side: {p}")));
 
     // Routes: no foreign route for our destinations, and room in every table.

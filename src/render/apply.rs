@@ -16,9 +16,14 @@ use super::{mtu, TunnelView, DUMMY_IF, GRE_IF, GRE_INNER_LEN};
 ///    route to the internet yet, before its Elastic IP was associated), install them with the distribution's package
 ///    manager: AL2023 `dnf install libreswan iptables-nft` (the packages cloud-init/tunnel-al2023.yaml asks for;
 ///    libreswan is in AL2023 since AL2023.3), Debian/Ubuntu `apt-get update` then `apt-get install libreswan
-///    iptables`, noninteractive, each bounded by `timeout`. The script prints nothing on stdout until its end, and
-///    the SSH session gives up on a command silent for 900 s (ssh::IO_TIMEOUT): the waits add up to at most
-///    240 (cloud-init) + 120 (update) + 450 (install) = 810 s, leaving room for the key.
+///    iptables`, noninteractive, each bounded by `timeout`; with them python3-boto3 and ethtool, which the metrics
+///    agent needs (a first boot that could not install the first two could not install these either; the agent
+///    itself is not checked here: importing boto3 costs seconds on a small CPU, and it logs its absence). dnf's
+///    `strict=0` (dnf.conf(5): unavailable packages are skipped instead of failing the whole operation) keeps a
+///    missing extra from failing the install of libreswan, which `have ipsec` below checks either way. The script
+///    prints nothing on stdout until its end, and the SSH session gives up on a command silent for 900 s
+///    (ssh::IO_TIMEOUT): the waits add up to at most 240 (cloud-init) + 120 (update) + 450 (install) = 810 s,
+///    leaving room for the key.
 /// 3. Load the kernel modules the data plane needs now, unless already loaded (a kernel upgraded since boot has no
 ///    modules directory for the running kernel, yet what is loaded works; they are also in modules-load.d for boot):
 ///    ip_gre, dummy, xt_policy, xt_NETMAP, and nft_compat when `iptables --version` says nf_tables (iptables-nft
@@ -43,13 +48,13 @@ if ! have ipsec || ! have iptables-restore; then
   if have dnf; then
     echo "libreswan or iptables missing (first boot could not install them?): installing with dnf" >&2
     quiet "could not install libreswan iptables-nft with dnf: the host needs a route to its package repositories (Elastic IP or NAT)" \
-      timeout 450 dnf -y install libreswan iptables-nft || exit 3
+      timeout 450 dnf -y --setopt=strict=0 install libreswan iptables-nft python3-boto3 ethtool || exit 3
   elif have apt-get; then
     echo "libreswan or iptables missing (first boot could not install them?): installing with apt-get" >&2
     DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
     why="could not install libreswan iptables with apt-get: the host needs a route to its package repositories (Elastic IP or NAT)"
     quiet "$why" timeout 120 apt-get -q update || exit 3
-    quiet "$why" timeout 450 apt-get -q -y -o DPkg::Lock::Timeout=120 install libreswan iptables || exit 3
+    quiet "$why" timeout 450 apt-get -q -y -o DPkg::Lock::Timeout=120 install libreswan iptables python3-boto3 ethtool || exit 3
   fi
 fi
 have ipsec || { echo "libreswan is not installed (ipsec not found); first boot may have failed: check /var/log/cloud-init-output.log" >&2; exit 3; }
@@ -138,11 +143,16 @@ pub fn commands(v: &TunnelView) -> Vec<String> {
         // `enable` reloads the daemon again by itself unless told not to ("--no-reload: When used with enable and
         // disable, do not implicitly reload daemon configuration after executing the changes", systemctl(1)): one
         // reload is enough, and each costs seconds on a small CPU (2.2 s measured on a lab guest).
-        format!("systemctl enable --no-reload {unit} ipsec.service"),
+        format!(
+            "systemctl enable --no-reload {unit} ipsec.service {}",
+            super::metrics::UNIT
+        ),
         format!("systemctl restart {unit}"),
         // A restart re-reads every conn and brings ours up (auto=start); on a host where pluto was not running
         // this is a plain start.
         "systemctl restart ipsec.service".to_string(),
+        // Last: the agent re-reads its program and configuration, and finds the link's devices and pluto up.
+        format!("systemctl restart {}", super::metrics::UNIT),
     ]
 }
 

@@ -7,6 +7,7 @@ pub mod cloud_init;
 mod firewall;
 mod libreswan;
 pub use libreswan::Libreswan;
+pub mod metrics;
 mod modules;
 pub mod mtu;
 mod sysctl;
@@ -106,7 +107,14 @@ pub struct HostConfig {
     pub apply: Vec<String>,
 }
 
+/// What configure pushes, with the metrics agent's endpoint from the settings (VPCLINK_AGENT_ENDPOINT_URL).
 pub fn tunnel_host(view: &TunnelView) -> HostConfig {
+    tunnel_host_with(view, crate::settings::get().agent_endpoint_url.as_deref())
+}
+
+/// [`tunnel_host`] with every input explicit: `agent_endpoint_url` is where the metrics agent publishes (None: the
+/// side's regional CloudWatch endpoint).
+pub fn tunnel_host_with(view: &TunnelView, agent_endpoint_url: Option<&str>) -> HostConfig {
     let dir = view.dir();
     let files = vec![
         FileSpec {
@@ -138,6 +146,21 @@ pub fn tunnel_host(view: &TunnelView) -> HostConfig {
             path: format!("/etc/ipsec.d/{}.conf", view.conn_name()),
             mode: 0o644,
             content: libreswan::render(view),
+        },
+        FileSpec {
+            path: metrics::AGENT_PATH.to_string(),
+            mode: 0o755,
+            content: metrics::AGENT.to_string(),
+        },
+        FileSpec {
+            path: metrics::CONFIG_PATH.to_string(),
+            mode: 0o644,
+            content: metrics::config(view, agent_endpoint_url),
+        },
+        FileSpec {
+            path: format!("/etc/systemd/system/{}", metrics::UNIT),
+            mode: 0o644,
+            content: metrics::unit(view),
         },
     ];
     HostConfig {

@@ -66,6 +66,21 @@ pub enum Kind {
     DfAt,
     /// A DF ping one byte over the tunnel MTU.
     DfOver,
+    /// Resolving one of the far side's names through the VPC's resolver, then pinging what it answered (issue 13).
+    Name,
+}
+
+/// The name check of one side: what to resolve and where the answer must lie, or why there is nothing to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameTarget {
+    /// Reported as skipped with this reason, never as passed.
+    Skip(String),
+    Resolve {
+        /// A fully qualified name in this side's zone (the far side's source host's `ip-` name).
+        name: String,
+        /// The far side's mapped ranges: a right answer lies in one of them.
+        ranges: Vec<ipnet::Ipv4Net>,
+    },
 }
 
 /// What the judge must know about one side besides the probes.
@@ -85,6 +100,7 @@ pub struct SideFacts {
     pub port: u16,
     /// What this run's listener answers with, so that a listener left from an earlier run is not taken for it.
     pub token: String,
+    pub name: NameTarget,
 }
 
 impl SideFacts {
@@ -148,8 +164,20 @@ pub fn judge(facts: &PerSide<SideFacts>, raw: &PerSide<SideRaw>) -> Vec<Check> {
                 .filter_map(|&k| judge_kind(f, raw.get(side), k)),
         );
     }
+    for side in Side::BOTH {
+        let f = facts.get(side);
+        v.push(match &f.name {
+            NameTarget::Skip(why) => skipped(NAME_CHECK, side, why.clone()),
+            NameTarget::Resolve { .. } => {
+                judge_kind(f, raw.get(side), Kind::Name).expect("a name to resolve")
+            }
+        });
+    }
     v
 }
+
+/// The name check's name in the report.
+pub const NAME_CHECK: &str = "names";
 
 /// The check that probe `kind` decides, from what has landed so far (used as results land, and by [`judge`]).
 /// None for a probe that decides no check of its own, or one that does not apply to this side.
@@ -206,7 +234,89 @@ pub fn judge_kind(f: &SideFacts, r: &SideRaw, kind: Kind) -> Option<Check> {
             let at = r.get(Kind::DfAt).cloned().unwrap_or_else(missing);
             df_over_check(side, &at, &p)
         }
+        Kind::Name => match &f.name {
+            NameTarget::Skip(_) => return None,
+            NameTarget::Resolve { name, ranges } => name_check(side, name, ranges, &p),
+        },
     })
+}
+
+/// `getent ahostsv4 NAME` (through the host's resolv.conf: the VPC's resolver), then a ping of the first address it
+/// gave (see probe::names_script for the output's shape): passes when an address came back, every address lies in
+/// the far side's mapped ranges, and the ping had replies.
+pub fn name_check(side: Side, name: &str, ranges: &[ipnet::Ipv4Net], p: &Probe) -> Check {
+    // getent ahostsv4 prints "ADDRESS STREAM|DGRAM|RAW [NAME]" lines (glibc's getent(1): "ahostsv4 ... same as
+    // ahosts, but uses AF_INET"); everything else in the output is the ping's.
+    let addrs: Vec<Ipv4Addr> = p
+        .output
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let a = w.next()?.parse().ok()?;
+            matches!(w.next(), Some("STREAM" | "DGRAM" | "RAW")).then_some(a)
+        })
+        .fold(Vec::new(), |mut v, a| {
+            if !v.contains(&a) {
+                v.push(a);
+            }
+            v
+        });
+    let title = format!("{NAME_CHECK} {name}");
+    let Some(first) = addrs.first() else {
+        return check(
+            &title,
+            side,
+            false,
+            format!(
+                "no address for {name} from the VPC's resolver{}: {}",
+                killed_note(p),
+                last_lines(&p.output, 2)
+            ),
+        );
+    };
+    let outside: Vec<String> = addrs
+        .iter()
+        .filter(|a| !ranges.iter().any(|r| r.contains(*a)))
+        .map(Ipv4Addr::to_string)
+        .collect();
+    if !outside.is_empty() {
+        return check(
+            &title,
+            side,
+            false,
+            format!(
+                "{name} resolved to {} outside the far side's mapped ranges ({}); `vpclink sync` rewrites the records",
+                outside.join(" "),
+                ranges.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(" ")
+            ),
+        );
+    }
+    let replies = received(&p.output);
+    let ok = p.ok() && replies > 0;
+    check(
+        &title,
+        side,
+        ok,
+        if ok {
+            format!("{name} -> {first}, {replies} ping replies")
+        } else {
+            format!(
+                "{name} -> {first}, but no ping reply{}: {}",
+                killed_note(p),
+                last_lines(&p.output, 2)
+            )
+        },
+    )
+}
+
+/// "3 packets transmitted, 3 received, ..." -> 3 (0 when absent).
+fn received(ping: &str) -> u32 {
+    ping.lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once(" transmitted, ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 fn check(name: &str, side: Side, ok: bool, evidence: impl Into<String>) -> Check {
@@ -215,6 +325,15 @@ fn check(name: &str, side: Side, ok: bool, evidence: impl Into<String>) -> Check
         side,
         ok,
         evidence: evidence.into(),
+        skipped: false,
+    }
+}
+
+/// A check that did not run: neither passed nor failed; the evidence says why.
+fn skipped(name: &str, side: Side, why: impl Into<String>) -> Check {
+    Check {
+        skipped: true,
+        ..check(name, side, false, why)
     }
 }
 

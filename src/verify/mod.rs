@@ -21,7 +21,7 @@ use crate::plan::{translate, Translation};
 use crate::side::{PerSide, Side};
 use crate::ssh::Conn;
 use crate::state::{Host, LinkState, StateFiles};
-use judge::{SideFacts, SideRaw};
+use judge::{NameTarget, SideFacts, SideRaw};
 use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -63,6 +63,8 @@ const DF_OVER_WINDOW: u64 = 1;
 const TCP_WINDOW: u64 = 6;
 /// The far end's listener gives up after this long, so none is left for the next run.
 const LISTEN_LIFETIME: u64 = 10;
+/// `getent ahostsv4` against the VPC's resolver (s); the ping of its answer then has PING_WINDOW.
+const RESOLVE_WINDOW: u64 = 3;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -70,6 +72,9 @@ pub struct Check {
     pub side: Side,
     pub ok: bool,
     pub evidence: String,
+    /// Not run (e.g. the names check of a link without names): neither passed nor failed; `evidence` says why.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +83,9 @@ pub struct VerifyReport {
     pub ok: bool,
     pub passed: usize,
     pub failed: usize,
+    /// Checks that did not run (see [`Check::skipped`]).
+    #[serde(default)]
+    pub skipped: usize,
     pub checks: Vec<Check>,
 }
 
@@ -108,6 +116,36 @@ fn side_facts(state: &LinkState, side: Side, token: &str) -> SideFacts {
         test_host: state.side(side).test.is_some(),
         port: 47000 + (side as u16),
         token: token.to_string(),
+        name: name_target(state, side),
+    }
+}
+
+/// What `side`'s names check resolves: the `ip-` name of the far side's source host (every interface address has
+/// one, see names::records) in this side's zone, to be found in the far side's mapped ranges. Skipped, with the
+/// reason, for a link without names or whose zone was never made.
+fn name_target(state: &LinkState, side: Side) -> NameTarget {
+    let peer = side.peer();
+    let Some(zone) = &state.side(side).names else {
+        return NameTarget::Skip(
+            "the link has no names (made with --no-dns, or before names existed)".into(),
+        );
+    };
+    if zone.zone_id.is_none() {
+        return NameTarget::Skip(format!(
+            "zone {} was never made; `vpclink up` makes it",
+            zone.zone_name
+        ));
+    }
+    let Some(host) = source_host(state, peer) else {
+        return NameTarget::Skip(format!("the {peer} side has no host to name"));
+    };
+    NameTarget::Resolve {
+        name: format!(
+            "{}.{}",
+            crate::names::records::ip_label(host.private_ip),
+            zone.zone_name
+        ),
+        ranges: state.plan.side(peer).mapped.clone(),
     }
 }
 
@@ -118,6 +156,7 @@ enum LaneKind {
     Gre,
     Tcp,
     Icmp,
+    Names,
 }
 
 /// Open every session at once, each on its own thread, and wait for them until `deadline`. A session that failed
@@ -149,6 +188,16 @@ fn connect_all(
             };
             jobs.push((side, LaneKind::Tcp, src.clone(), label.clone()));
             jobs.push((side, LaneKind::Icmp, src, label));
+        }
+        if matches!(facts.get(side).name, NameTarget::Resolve { .. }) {
+            let (src, label) = match &s.test {
+                Some(h) => (h.clone(), format!("{side} test host")),
+                None => (
+                    s.tunnel.clone().expect("checked above"),
+                    format!("{side} tunnel host"),
+                ),
+            };
+            jobs.push((side, LaneKind::Names, src, label));
         }
     }
     let (tx, rx) = mpsc::channel();
@@ -198,14 +247,17 @@ fn token() -> String {
     )
 }
 
+/// PASS, FAIL or SKIP.
+fn verdict(c: &Check) -> &'static str {
+    match (c.skipped, c.ok) {
+        (true, _) => "SKIP",
+        (false, true) => "PASS",
+        (false, false) => "FAIL",
+    }
+}
+
 fn progress_line(c: &Check) -> String {
-    format!(
-        "{} {} {}: {}",
-        if c.ok { "PASS" } else { "FAIL" },
-        c.side,
-        c.name,
-        c.evidence
-    )
+    format!("{} {} {}: {}", verdict(c), c.side, c.name, c.evidence)
 }
 
 pub fn verify(
@@ -233,6 +285,7 @@ pub fn verify(
             LaneKind::Gre => probe::gre_lane(conn, f, tx),
             LaneKind::Tcp => probe::tcp_lane(conn, f, peer_port, tx),
             LaneKind::Icmp => probe::icmp_lane(conn, f, tx),
+            LaneKind::Names => probe::names_lane(conn, f, tx),
         });
     }
     drop(tx);
@@ -256,7 +309,8 @@ pub fn verify(
     }
     pb.finish_and_clear();
     let checks = judge::judge(&facts, &raw);
-    let failed = checks.iter().filter(|c| !c.ok).count();
+    let skipped = checks.iter().filter(|c| c.skipped).count();
+    let failed = checks.iter().filter(|c| !c.ok && !c.skipped).count();
     tracing::debug!(
         "verify: {} checks in {:.1} s",
         checks.len(),
@@ -265,8 +319,9 @@ pub fn verify(
     Ok(VerifyReport {
         name: state.name.clone(),
         ok: failed == 0,
-        passed: checks.len() - failed,
+        passed: checks.len() - failed - skipped,
         failed,
+        skipped,
         checks,
     })
 }
@@ -293,15 +348,20 @@ pub fn human(r: &VerifyReport) -> String {
             vec![
                 c.side.to_string(),
                 c.name.clone(),
-                if c.ok { "PASS" } else { "FAIL" }.to_string(),
+                verdict(c).to_string(),
                 c.evidence.clone(),
             ]
         })
         .collect();
     let mut s = crate::output::table(&["side", "check", "result", "evidence"], &rows);
     s.push_str(&format!(
-        "verify: {} passed, {} failed\n",
-        r.passed, r.failed
+        "verify: {} passed, {} failed{}\n",
+        r.passed,
+        r.failed,
+        match r.skipped {
+            0 => String::new(),
+            n => format!(", {n} skipped"),
+        }
     ));
     s
 }

@@ -3,9 +3,11 @@
 //! commands at once). Every command is wrapped in `timeout`, and every window is one of the constants in `mod.rs`.
 //! Each probe is sent to the collector the moment it lands.
 
+use super::judge::NameTarget;
 use super::judge::{ike_view, keep_polling, Kind, Probe, SideFacts};
 use super::{
-    DF_OVER_WINDOW, DF_WINDOW, GRE_WINDOW, LISTEN_LIFETIME, PING_WINDOW, POLL, SHORT, TCP_WINDOW,
+    DF_OVER_WINDOW, DF_WINDOW, GRE_WINDOW, LISTEN_LIFETIME, PING_WINDOW, POLL, RESOLVE_WINDOW,
+    SHORT, TCP_WINDOW,
 };
 use crate::render::{mtu, GRE_IF};
 use crate::side::Side;
@@ -148,6 +150,32 @@ pub fn icmp_lane(conn: Conn, f: SideFacts, tx: Sender<Landed>) {
     lane.land(f.side, Kind::DfOver, p);
 }
 
+/// On this side's source host: resolve the far side's name, then ping the first address it gave.
+pub fn names_lane(conn: Conn, f: SideFacts, tx: Sender<Landed>) {
+    let lane = Lane { conn, tx };
+    if let NameTarget::Resolve { name, .. } = &f.name {
+        lane.land(f.side, Kind::Name, lane.run(&names_script(name)));
+    }
+}
+
+/// `getent ahostsv4 NAME` asks through the host's own resolver configuration (nsswitch, resolv.conf: on EC2 the
+/// VPC's resolver at the VPC base address plus two, which answers the private zones associated with the VPC:
+/// https://docs.aws.amazon.com/vpc/latest/userguide/AmazonDNS-concepts.html); it exits 2 when the name has no
+/// address. Its lines are printed, then a ping of the first address.
+pub fn names_script(name: &str) -> String {
+    let name = quote(name);
+    format!(
+        "out=$(timeout -k 1 {RESOLVE_WINDOW} getent ahostsv4 {name}); rc=$?; \
+         [ $rc -eq 0 ] || {{ echo \"getent ahostsv4 exited $rc: no address\"; exit 2; }}; \
+         echo \"$out\"; a=$(echo \"$out\" | awk 'NR==1 {{print $1}}'); \
+         {}",
+        bounded(
+            PING_WINDOW,
+            &format!("ping -n -c 3 -i 0.3 -w {PING_WINDOW} \"$a\" 2>&1")
+        )
+    )
+}
+
 /// Echo probes across GRE for GRE_WINDOW s until one returns; then one more, whose output is the evidence (say,
 /// "No such device").
 pub fn gre_script(peer: Ipv4Addr) -> String {
@@ -182,7 +210,7 @@ pub fn connect_script(target: Ipv4Addr, port: u16) -> String {
 /// How long each lane may take on a dead link if every command runs to its window (the sums the budget is built
 /// from; see `mod.rs`). SSH round trips come on top.
 #[cfg(test)]
-pub fn lane_windows() -> [(&'static str, std::time::Duration); 4] {
+pub fn lane_windows() -> [(&'static str, std::time::Duration); 5] {
     let s = std::time::Duration::from_secs;
     [
         // settle (its last poll may start just before IKE_SETTLE) + xfrm + counters
@@ -193,6 +221,8 @@ pub fn lane_windows() -> [(&'static str, std::time::Duration); 4] {
         ("tcp", s(SHORT + TCP_WINDOW)),
         // ping + DF at the MTU + DF over it
         ("icmp", s(PING_WINDOW + DF_WINDOW + DF_OVER_WINDOW)),
+        // getent (killed a second after its window) + the ping of its answer
+        ("names", s(RESOLVE_WINDOW + 1 + PING_WINDOW + 1)),
     ]
 }
 
@@ -217,6 +247,7 @@ mod tests {
             listen_script(47000, "vpclink-5eed"),
             connect_script(target, 47000),
             bounded(PING_WINDOW, "ping -n -c 3 -w 4 10.2.1.20"),
+            names_script("ip-10-0-1-20.west.l.vpclink.internal"),
         ] {
             let o = std::process::Command::new("sh")
                 .args(["-n", "-c", &script])

@@ -76,6 +76,18 @@ async fn seed_side(
         .unwrap()
         .vpc_id
         .unwrap();
+    // As a VPC that resolves private hosted zones must be (CreateVpc leaves DNS host names off); the names module
+    // warns about one that is not, tested on plain data in src/names/sync.rs.
+    ec2.modify_vpc_attribute()
+        .vpc_id(&vpc)
+        .enable_dns_hostnames(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     if let Some(s) = secondary {
         ec2.associate_vpc_cidr_block()
             .vpc_id(&vpc)

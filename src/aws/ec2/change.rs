@@ -5,8 +5,9 @@ use super::{Ec2, Id, LaunchSpec, Made, R};
 use crate::aws::error::AwsError;
 use crate::aws::tags::LinkTags;
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, DomainType, HttpTokensState, Instance, InstanceMetadataEndpointState,
-    InstanceMetadataOptionsRequest, InstanceType, IpPermission, ResourceType, Tag,
+    AttributeBooleanValue, DomainType, HttpTokensState, IamInstanceProfileSpecification, Instance,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceType, IpPermission,
+    ResourceType, Tag,
 };
 
 impl Ec2 {
@@ -154,6 +155,11 @@ impl Ec2 {
             .set_key_name((!spec.key_name.is_empty()).then(|| spec.key_name.clone()))
             .user_data(base64::engine::general_purpose::STANDARD.encode(&spec.user_data))
             .client_token(&spec.client_token)
+            .set_iam_instance_profile(spec.iam_instance_profile.as_ref().map(|name| {
+                IamInstanceProfileSpecification::builder()
+                    .name(name)
+                    .build()
+            }))
             // IMDSv2 only: a session token is required, and one hop keeps it off forwarded traffic.
             .metadata_options(
                 InstanceMetadataOptionsRequest::builder()
@@ -169,13 +175,17 @@ impl Ec2 {
     /// The instance RunInstances made; under --dry-run the planned id of the one it would make.
     pub async fn run_instance(&self, spec: &LaunchSpec) -> R<Made<Instance>> {
         let detail = format!(
-            "Name={} ImageId={} InstanceType={} SubnetId={} SecurityGroupIds={} KeyName={} HttpTokens=required ClientToken={}",
+            "Name={} ImageId={} InstanceType={} SubnetId={} SecurityGroupIds={} KeyName={} HttpTokens=required HopLimit=1{} ClientToken={}",
             spec.tags.name(),
             spec.image_id,
             spec.instance_type,
             spec.subnet_id,
             spec.security_group_id,
             spec.key_name,
+            spec.iam_instance_profile
+                .as_ref()
+                .map(|p| format!(" IamInstanceProfile={p}"))
+                .unwrap_or_default(),
             spec.client_token
         );
         let planned = Made::Planned(
@@ -374,6 +384,27 @@ impl Ec2 {
                 .delete_route()
                 .route_table_id(route_table_id)
                 .destination_cidr_block(destination)
+                .send()
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Give a running instance an instance profile (a tunnel host launched before the link had one).
+    pub async fn associate_iam_instance_profile(&self, instance_id: &str, profile: &str) -> R<()> {
+        let detail = format!("InstanceId={instance_id} IamInstanceProfile.Name={profile}");
+        let resource = format!("{instance_id} {profile}");
+        let action = "ec2:AssociateIamInstanceProfile";
+        self.change(action, detail, resource, (), || async {
+            self.client
+                .associate_iam_instance_profile()
+                .instance_id(instance_id)
+                .iam_instance_profile(
+                    IamInstanceProfileSpecification::builder()
+                        .name(profile)
+                        .build(),
+                )
                 .send()
                 .await?;
             Ok(())

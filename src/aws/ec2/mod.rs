@@ -32,6 +32,11 @@ impl DryRunLog {
     pub fn calls(&self) -> Vec<PlannedCall> {
         self.0.lock().expect("dry-run log").clone()
     }
+
+    /// Record a call another service's wrapper (IAM, CloudWatch) would have made.
+    pub fn record(&self, call: PlannedCall) {
+        self.0.lock().expect("dry-run log").push(call);
+    }
 }
 
 /// What a call that creates something gave back: the real thing, or under `--dry-run` the planned id of what it
@@ -101,6 +106,8 @@ pub struct LaunchSpec {
     /// Plain text; base64-encoded here.
     pub user_data: String,
     pub client_token: String,
+    /// The instance profile's name (tunnel hosts: their metrics role); None for none.
+    pub iam_instance_profile: Option<String>,
 }
 
 #[derive(Debug, Clone)]

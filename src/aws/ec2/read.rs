@@ -3,7 +3,7 @@
 use super::{not_found_is_none, Ec2, R};
 use aws_sdk_ec2::types::{
     AccountAttributeName, Address, Filter, Image, Instance, KeyPairInfo, NetworkInterface,
-    RouteTable, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+    RouteTable, SecurityGroup, SecurityGroupRule, Subnet, Vpc, VpcAttributeName,
 };
 
 impl Ec2 {
@@ -17,6 +17,39 @@ impl Ec2 {
             .try_collect()
             .await
             .map_err(self.err("ec2:DescribeVpcs", "VPCs"))
+    }
+
+    /// (enableDnsSupport, enableDnsHostnames) of a VPC: Route 53 answers a private hosted zone in a VPC only when
+    /// both are true ("To use private hosted zones, you must set the following Amazon VPC settings to true:
+    /// enableDnsHostnames, enableDnsSupport", Route 53 developer guide, "Working with private hosted zones",
+    /// https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/hosted-zone-private-considerations.html). A VPC
+    /// made by hand or by CreateVpc has enableDnsHostnames false by default. DescribeVpcAttribute takes one
+    /// attribute a call.
+    pub async fn vpc_dns_attributes(&self, vpc_id: &str) -> R<(bool, bool)> {
+        let ask = |attribute: VpcAttributeName| {
+            self.client
+                .describe_vpc_attribute()
+                .vpc_id(vpc_id)
+                .attribute(attribute)
+                .send()
+        };
+        let (support, hostnames) = futures_util::future::join(
+            ask(VpcAttributeName::EnableDnsSupport),
+            ask(VpcAttributeName::EnableDnsHostnames),
+        )
+        .await;
+        let support = support.map_err(self.err("ec2:DescribeVpcAttribute", vpc_id))?;
+        let hostnames = hostnames.map_err(self.err("ec2:DescribeVpcAttribute", vpc_id))?;
+        Ok((
+            support
+                .enable_dns_support
+                .and_then(|v| v.value)
+                .unwrap_or(false),
+            hostnames
+                .enable_dns_hostnames
+                .and_then(|v| v.value)
+                .unwrap_or(false),
+        ))
     }
 
     pub async fn describe_subnets(&self, vpc_id: &str) -> R<Vec<Subnet>> {
@@ -256,6 +289,20 @@ impl Ec2 {
         }
     }
 
+    /// Every network interface of a VPC (instances', and those managed services made: RDS, load balancers,
+    /// endpoints...), paginated to the end: the names the other side's zone holds.
+    pub async fn describe_vpc_network_interfaces(&self, vpc_id: &str) -> R<Vec<NetworkInterface>> {
+        self.client
+            .describe_network_interfaces()
+            .filters(crate::aws::tags::filter("vpc-id", vpc_id))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(self.err("ec2:DescribeNetworkInterfaces", vpc_id))
+    }
+
     pub async fn describe_image(&self, image_id: &str) -> R<Option<Image>> {
         match self
             .client
@@ -295,5 +342,21 @@ impl Ec2 {
                     .ok()
             })
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// The instance's instance-profile associations (any state).
+    pub async fn describe_iam_instance_profile_associations(
+        &self,
+        instance_id: &str,
+    ) -> R<Vec<aws_sdk_ec2::types::IamInstanceProfileAssociation>> {
+        self.client
+            .describe_iam_instance_profile_associations()
+            .filters(crate::aws::tags::filter("instance-id", instance_id))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(self.err("ec2:DescribeIamInstanceProfileAssociations", instance_id))
     }
 }

@@ -16,6 +16,7 @@ fn facts(test_host: bool) -> PerSide<SideFacts> {
         test_host,
         port,
         token: TOKEN.into(),
+        name: NameTarget::Skip("the link has no names".into()),
     };
     PerSide::new(
         f(Side::East, [10, 2, 1, 20], [10, 1, 1, 20], 47000),
@@ -151,7 +152,7 @@ fn a_healthy_link_passes_every_check_with_the_same_names_as_before() {
         &facts(true),
         &PerSide::new(healthy(Side::East), healthy(Side::West)),
     );
-    let failing: Vec<_> = checks.iter().filter(|c| !c.ok).collect();
+    let failing: Vec<_> = checks.iter().filter(|c| !c.ok && !c.skipped).collect();
     assert!(failing.is_empty(), "{failing:#?}");
     let names: Vec<String> = checks
         .iter()
@@ -178,8 +179,17 @@ fn a_healthy_link_passes_every_check_with_the_same_names_as_before() {
             "west tcp test host -> east 10.1.1.20:47001",
             "west df-ping 1380+28=1408",
             "west df-ping 1409 refused",
+            "east names",
+            "west names",
         ]
     );
+    // Without names the check is skipped, with the reason, never passed.
+    for c in checks.iter().filter(|c| c.name == NAME_CHECK) {
+        assert!(
+            c.skipped && !c.ok && c.evidence.contains("no names"),
+            "{c:?}"
+        );
+    }
     let tcp = by_name(&checks, Side::East, "tcp");
     assert!(
         tcp.evidence
@@ -353,8 +363,8 @@ fn probes_that_never_landed_are_failures_that_say_so() {
     let checks = judge(&facts(false), &r);
     assert_eq!(
         checks.len(),
-        2 * 4 + 2 * 4,
-        "no tunnel-host ping without a test host"
+        2 * 4 + 2 * 4 + 2,
+        "no tunnel-host ping without a test host; a (skipped) names check per side"
     );
     assert!(by_name(&checks, Side::East, "ike-sa").ok);
     for c in checks
@@ -362,7 +372,7 @@ fn probes_that_never_landed_are_failures_that_say_so() {
         .filter(|c| !(c.side == Side::East && c.name == "ike-sa"))
     {
         assert!(!c.ok, "{c:?}");
-        if c.name != "df-ping 1409 refused" {
+        if c.name != "df-ping 1409 refused" && !c.skipped {
             assert!(c.evidence.contains("no answer"), "{c:?}");
         }
     }
@@ -377,7 +387,10 @@ fn a_side_without_a_mapped_peer_address_fails_once() {
     let mut f = facts(true);
     f.west.target = None;
     let checks = judge(&f, &PerSide::new(healthy(Side::East), healthy(Side::West)));
-    let west: Vec<_> = checks.iter().filter(|c| c.side == Side::West).collect();
+    let west: Vec<_> = checks
+        .iter()
+        .filter(|c| c.side == Side::West && c.name != NAME_CHECK)
+        .collect();
     // The four tunnel checks, then one failed "ping" instead of the traffic checks.
     assert_eq!(west.len(), 5, "{west:#?}");
     let west_traffic = &west[4..];
@@ -437,5 +450,67 @@ fn every_lane_fits_the_budget() {
     assert!(
         CONNECT_WAIT >= Duration::from_secs(10),
         "room for SSH through the tunnel host from afar"
+    );
+}
+
+#[test]
+fn the_names_check_resolves_into_the_far_sides_mapped_range_and_pings() {
+    let name = "ip-10-0-1-20.west.lab.vpclink.internal";
+    let ranges: Vec<ipnet::Ipv4Net> = vec!["10.2.0.0/16".parse().unwrap()];
+    let getent = format!(
+        "10.2.1.20       STREAM {name}\n10.2.1.20       DGRAM  \n10.2.1.20       RAW    \n"
+    );
+    let judge = |status, out: &str| {
+        let mut f = facts(true);
+        f.east.name = NameTarget::Resolve {
+            name: name.into(),
+            ranges: ranges.clone(),
+        };
+        let mut r = healthy(Side::East);
+        r.set(Kind::Name, p(status, out, 1.0));
+        judge(&f, &PerSide::new(r, healthy(Side::West)))
+            .into_iter()
+            .find(|c| c.side == Side::East && c.name.starts_with(NAME_CHECK))
+            .unwrap()
+    };
+    let ok = judge(0, &format!("{getent}{}", ping_ok("10.2.1.20", 3)));
+    assert!(ok.ok && !ok.skipped, "{ok:?}");
+    assert_eq!(ok.name, format!("names {name}"));
+    assert_eq!(ok.evidence, format!("{name} -> 10.2.1.20, 3 ping replies"));
+
+    let unresolved = judge(2, "getent ahostsv4 exited 2: no address\n");
+    assert!(
+        !unresolved.ok && unresolved.evidence.starts_with("no address for"),
+        "{unresolved:?}"
+    );
+
+    let wrong = judge(
+        0,
+        &format!("10.0.1.20 STREAM {name}\n{}", ping_ok("10.0.1.20", 3)),
+    );
+    assert!(
+        !wrong.ok
+            && wrong
+                .evidence
+                .contains("outside the far side's mapped ranges"),
+        "{wrong:?}"
+    );
+
+    let silent = judge(1, &format!("{getent}{}", ping_lost("10.2.1.20", 3)));
+    assert!(
+        !silent.ok && silent.evidence.contains("no ping reply"),
+        "{silent:?}"
+    );
+
+    // Never landed: a failure that says so, not a pass.
+    let mut f = facts(true);
+    f.west.name = NameTarget::Resolve {
+        name: name.into(),
+        ranges,
+    };
+    let c = judge_kind(&f.west, &SideRaw::default(), Kind::Name).unwrap();
+    assert!(
+        !c.ok && !c.skipped && c.evidence.contains("no answer"),
+        "{c:?}"
     );
 }

@@ -12,13 +12,13 @@ if ! have ipsec || ! have iptables-restore; then
   if have dnf; then
     echo "libreswan or iptables missing (first boot could not install them?): installing with dnf" >&2
     quiet "could not install libreswan iptables-nft with dnf: the host needs a route to its package repositories (Elastic IP or NAT)" \
-      timeout 450 dnf -y install libreswan iptables-nft || exit 3
+      timeout 450 dnf -y --setopt=strict=0 install libreswan iptables-nft python3-boto3 ethtool || exit 3
   elif have apt-get; then
     echo "libreswan or iptables missing (first boot could not install them?): installing with apt-get" >&2
     DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
     why="could not install libreswan iptables with apt-get: the host needs a route to its package repositories (Elastic IP or NAT)"
     quiet "$why" timeout 120 apt-get -q update || exit 3
-    quiet "$why" timeout 450 apt-get -q -y -o DPkg::Lock::Timeout=120 install libreswan iptables || exit 3
+    quiet "$why" timeout 450 apt-get -q -y -o DPkg::Lock::Timeout=120 install libreswan iptables python3-boto3 ethtool || exit 3
   fi
 fi
 have ipsec || { echo "libreswan is not installed (ipsec not found); first boot may have failed: check /var/log/cloud-init-output.log" >&2; exit 3; }
