@@ -1,11 +1,11 @@
 //! A thin wrapper over the CloudWatch client: one method per API call, each returning [`AwsError`] with the side,
 //! profile, IAM action and resource. Changes are recorded instead of made under `--dry-run` (reads still go to AWS).
 
-use super::ec2::{DryRunLog, PlannedCall};
+use super::caller::Caller;
+use super::ec2::DryRunLog;
 use super::error::AwsError;
 use super::tags::LinkTags;
 use crate::side::Side;
-use aws_sdk_cloudwatch::error::SdkError;
 use aws_sdk_cloudwatch::types::{
     ComparisonOperator, Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat, Statistic, Tag,
 };
@@ -78,45 +78,14 @@ pub type Latest = (String, Option<(i64, f64)>);
 #[derive(Debug, Clone)]
 pub struct CloudWatch {
     client: Client,
-    side: Side,
-    profile: String,
-    dry: Option<DryRunLog>,
+    caller: Caller,
 }
 
 impl CloudWatch {
     pub fn new(client: Client, side: Side, profile: &str, dry: Option<DryRunLog>) -> Self {
         CloudWatch {
             client,
-            side,
-            profile: profile.to_string(),
-            dry,
-        }
-    }
-
-    fn err<E, Rs>(
-        &self,
-        action: &'static str,
-        resource: &str,
-    ) -> impl FnOnce(SdkError<E, Rs>) -> AwsError + '_
-    where
-        E: aws_sdk_cloudwatch::error::ProvideErrorMetadata + std::error::Error + 'static,
-        Rs: std::fmt::Debug,
-    {
-        let resource = resource.to_string();
-        move |e| AwsError::new(self.side, &self.profile, action, resource, e)
-    }
-
-    fn planned(&self, action: &'static str, detail: String) -> bool {
-        match &self.dry {
-            Some(log) => {
-                log.record(PlannedCall {
-                    side: self.side,
-                    action,
-                    detail,
-                });
-                true
-            }
-            None => false,
+            caller: Caller::new(side, profile, dry),
         }
     }
 
@@ -138,7 +107,7 @@ impl CloudWatch {
             spec.treat_missing_data,
             spec.actions.join(",")
         );
-        if self.planned(action, detail) {
+        if self.caller.planned(action, detail) {
             return Ok(());
         }
         let dimensions = spec
@@ -170,7 +139,7 @@ impl CloudWatch {
             .set_tags(Some(tags))
             .send()
             .await
-            .map_err(self.err(action, &spec.name))?;
+            .map_err(self.caller.err(action, &spec.name))?;
         Ok(())
     }
 
@@ -184,7 +153,7 @@ impl CloudWatch {
             .send()
             .try_collect()
             .await
-            .map_err(self.err("cloudwatch:DescribeAlarms", prefix))?;
+            .map_err(self.caller.err("cloudwatch:DescribeAlarms", prefix))?;
         Ok(pages
             .into_iter()
             .flat_map(|p| p.metric_alarms.unwrap_or_default())
@@ -193,7 +162,11 @@ impl CloudWatch {
 
     pub async fn delete_alarms(&self, names: &[String]) -> R<()> {
         let action = "cloudwatch:DeleteAlarms";
-        if names.is_empty() || self.planned(action, format!("AlarmNames={}", names.join(","))) {
+        if names.is_empty()
+            || self
+                .caller
+                .planned(action, format!("AlarmNames={}", names.join(",")))
+        {
             return Ok(());
         }
         self.client
@@ -201,7 +174,7 @@ impl CloudWatch {
             .set_alarm_names(Some(names.to_vec()))
             .send()
             .await
-            .map_err(self.err(action, &names.join(",")))?;
+            .map_err(self.caller.err(action, &names.join(",")))?;
         Ok(())
     }
 
@@ -253,7 +226,7 @@ impl CloudWatch {
             .send()
             .try_collect()
             .await
-            .map_err(self.err("cloudwatch:GetMetricData", namespace))?;
+            .map_err(self.caller.err("cloudwatch:GetMetricData", namespace))?;
         let mut latest: Vec<Latest> = metrics.iter().map(|(n, _)| (n.to_string(), None)).collect();
         for r in pages.iter().flat_map(|p| p.metric_data_results()) {
             let Some(i) = r

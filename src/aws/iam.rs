@@ -6,11 +6,11 @@
 //! AddRoleToInstanceProfile's reference says the same of a profile's role
 //! (https://docs.aws.amazon.com/IAM/latest/APIReference/API_AddRoleToInstanceProfile.html).
 
-use super::ec2::{DryRunLog, PlannedCall};
+use super::caller::Caller;
+use super::ec2::DryRunLog;
 use super::error::AwsError;
 use super::tags::LinkTags;
 use crate::side::Side;
-use aws_sdk_iam::error::SdkError;
 use aws_sdk_iam::types::{InstanceProfile, Role, Tag};
 use aws_sdk_iam::Client;
 use std::time::Duration;
@@ -23,9 +23,7 @@ pub const PATH: &str = "/vpclink/";
 #[derive(Debug, Clone)]
 pub struct Iam {
     client: Client,
-    side: Side,
-    profile: String,
-    dry: Option<DryRunLog>,
+    caller: Caller,
 }
 
 /// IAM's answer when the named role, profile or policy does not exist.
@@ -72,42 +70,12 @@ impl Iam {
     pub fn new(client: Client, side: Side, profile: &str, dry: Option<DryRunLog>) -> Self {
         Iam {
             client,
-            side,
-            profile: profile.to_string(),
-            dry,
+            caller: Caller::new(side, profile, dry),
         }
     }
 
     pub fn is_dry_run(&self) -> bool {
-        self.dry.is_some()
-    }
-
-    fn err<E, Rs>(
-        &self,
-        action: &'static str,
-        resource: &str,
-    ) -> impl FnOnce(SdkError<E, Rs>) -> AwsError + '_
-    where
-        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
-        Rs: std::fmt::Debug,
-    {
-        let resource = resource.to_string();
-        move |e| AwsError::new(self.side, &self.profile, action, resource, e)
-    }
-
-    /// Under --dry-run: record the call and say so (the caller then makes none).
-    fn planned(&self, action: &'static str, detail: String) -> bool {
-        match &self.dry {
-            Some(log) => {
-                log.record(PlannedCall {
-                    side: self.side,
-                    action,
-                    detail,
-                });
-                true
-            }
-            None => false,
-        }
+        self.caller.is_dry_run()
     }
 
     /// The role's ARN; None under --dry-run.
@@ -118,7 +86,7 @@ impl Iam {
         tags: &LinkTags,
     ) -> R<Option<String>> {
         let action = "iam:CreateRole";
-        if self.planned(
+        if self.caller.planned(
             action,
             format!("RoleName={name} Path={PATH} trust=ec2.amazonaws.com"),
         ) {
@@ -134,18 +102,19 @@ impl Iam {
             .set_tags(Some(iam_tags(tags)))
             .send()
             .await
-            .map_err(self.err(action, name))?;
+            .map_err(self.caller.err(action, name))?;
         Ok(out.role.map(|r| r.arn))
     }
 
     pub async fn get_role(&self, name: &str) -> R<Option<Role>> {
         let r = self.client.get_role().role_name(name).send().await;
-        gone_is_none(r.map_err(self.err("iam:GetRole", name))).map(|o| o.and_then(|out| out.role))
+        gone_is_none(r.map_err(self.caller.err("iam:GetRole", name)))
+            .map(|o| o.and_then(|out| out.role))
     }
 
     pub async fn put_role_policy(&self, role: &str, policy: &str, document: &str) -> R<()> {
         let action = "iam:PutRolePolicy";
-        if self.planned(
+        if self.caller.planned(
             action,
             format!("RoleName={role} PolicyName={policy} {document}"),
         ) {
@@ -158,7 +127,7 @@ impl Iam {
             .policy_document(document)
             .send()
             .await
-            .map_err(self.err(action, &format!("{role} {policy}")))?;
+            .map_err(self.caller.err(action, &format!("{role} {policy}")))?;
         Ok(())
     }
 
@@ -171,13 +140,21 @@ impl Iam {
             .policy_name(policy)
             .send()
             .await;
-        gone_is_none(r.map_err(self.err("iam:GetRolePolicy", &format!("{role} {policy}"))))
-            .map(|o| o.map(|out| out.policy_document))
+        gone_is_none(
+            r.map_err(
+                self.caller
+                    .err("iam:GetRolePolicy", &format!("{role} {policy}")),
+            ),
+        )
+        .map(|o| o.map(|out| out.policy_document))
     }
 
     pub async fn delete_role_policy(&self, role: &str, policy: &str) -> R<()> {
         let action = "iam:DeleteRolePolicy";
-        if self.planned(action, format!("RoleName={role} PolicyName={policy}")) {
+        if self
+            .caller
+            .planned(action, format!("RoleName={role} PolicyName={policy}"))
+        {
             return Ok(());
         }
         self.client
@@ -186,13 +163,13 @@ impl Iam {
             .policy_name(policy)
             .send()
             .await
-            .map_err(self.err(action, &format!("{role} {policy}")))?;
+            .map_err(self.caller.err(action, &format!("{role} {policy}")))?;
         Ok(())
     }
 
     pub async fn delete_role(&self, name: &str) -> R<()> {
         let action = "iam:DeleteRole";
-        if self.planned(action, format!("RoleName={name}")) {
+        if self.caller.planned(action, format!("RoleName={name}")) {
             return Ok(());
         }
         self.client
@@ -200,14 +177,17 @@ impl Iam {
             .role_name(name)
             .send()
             .await
-            .map_err(self.err(action, name))?;
+            .map_err(self.caller.err(action, name))?;
         Ok(())
     }
 
     /// The instance profile's ARN; None under --dry-run.
     pub async fn create_instance_profile(&self, name: &str, tags: &LinkTags) -> R<Option<String>> {
         let action = "iam:CreateInstanceProfile";
-        if self.planned(action, format!("InstanceProfileName={name} Path={PATH}")) {
+        if self
+            .caller
+            .planned(action, format!("InstanceProfileName={name} Path={PATH}"))
+        {
             return Ok(None);
         }
         let out = self
@@ -218,7 +198,7 @@ impl Iam {
             .set_tags(Some(iam_tags(tags)))
             .send()
             .await
-            .map_err(self.err(action, name))?;
+            .map_err(self.caller.err(action, name))?;
         Ok(out.instance_profile.map(|p| p.arn))
     }
 
@@ -229,14 +209,14 @@ impl Iam {
             .instance_profile_name(name)
             .send()
             .await;
-        gone_is_none(r.map_err(self.err("iam:GetInstanceProfile", name)))
+        gone_is_none(r.map_err(self.caller.err("iam:GetInstanceProfile", name)))
             .map(|o| o.and_then(|out| out.instance_profile))
     }
 
     /// Poll GetInstanceProfile until IAM answers for it (the SDK's `instance_profile_exists` waiter), at most `wait`.
     pub async fn wait_instance_profile_exists(&self, name: &str, wait: Duration) -> R<()> {
         use aws_sdk_iam::client::Waiters;
-        if self.dry.is_some() {
+        if self.caller.dry.is_some() {
             return Ok(());
         }
         self.client
@@ -245,8 +225,8 @@ impl Iam {
             .wait(wait)
             .await
             .map_err(|e| AwsError {
-                side: self.side,
-                profile: self.profile.clone(),
+                side: self.caller.side,
+                profile: self.caller.profile.clone(),
                 action: "iam:GetInstanceProfile",
                 resource: name.to_string(),
                 code: None,
@@ -257,7 +237,7 @@ impl Iam {
 
     pub async fn add_role_to_instance_profile(&self, profile: &str, role: &str) -> R<()> {
         let action = "iam:AddRoleToInstanceProfile";
-        if self.planned(
+        if self.caller.planned(
             action,
             format!("InstanceProfileName={profile} RoleName={role}"),
         ) {
@@ -269,13 +249,13 @@ impl Iam {
             .role_name(role)
             .send()
             .await
-            .map_err(self.err(action, &format!("{profile} {role}")))?;
+            .map_err(self.caller.err(action, &format!("{profile} {role}")))?;
         Ok(())
     }
 
     pub async fn remove_role_from_instance_profile(&self, profile: &str, role: &str) -> R<()> {
         let action = "iam:RemoveRoleFromInstanceProfile";
-        if self.planned(
+        if self.caller.planned(
             action,
             format!("InstanceProfileName={profile} RoleName={role}"),
         ) {
@@ -287,13 +267,16 @@ impl Iam {
             .role_name(role)
             .send()
             .await
-            .map_err(self.err(action, &format!("{profile} {role}")))?;
+            .map_err(self.caller.err(action, &format!("{profile} {role}")))?;
         Ok(())
     }
 
     pub async fn delete_instance_profile(&self, name: &str) -> R<()> {
         let action = "iam:DeleteInstanceProfile";
-        if self.planned(action, format!("InstanceProfileName={name}")) {
+        if self
+            .caller
+            .planned(action, format!("InstanceProfileName={name}"))
+        {
             return Ok(());
         }
         self.client
@@ -301,7 +284,7 @@ impl Iam {
             .instance_profile_name(name)
             .send()
             .await
-            .map_err(self.err(action, name))?;
+            .map_err(self.caller.err(action, name))?;
         Ok(())
     }
 
@@ -315,7 +298,7 @@ impl Iam {
             .send()
             .try_collect()
             .await
-            .map_err(self.err("iam:ListInstanceProfiles", path))
+            .map_err(self.caller.err("iam:ListInstanceProfiles", path))
     }
 
     /// Every role under `path` (ListRoles returns no tags: GetRole has them).
@@ -328,7 +311,7 @@ impl Iam {
             .send()
             .try_collect()
             .await
-            .map_err(self.err("iam:ListRoles", path))
+            .map_err(self.caller.err("iam:ListRoles", path))
     }
 }
 

@@ -2,6 +2,7 @@
 //! and thin wrappers with one method per API call.
 
 pub mod call_log;
+mod caller;
 pub mod cloudwatch;
 pub mod ec2;
 mod error;

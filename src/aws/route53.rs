@@ -7,11 +7,11 @@
 //! rules resolve every commercial region to it, so the side's own SdkConfig (its region, and its endpoint_url, which
 //! LocalStack uses) is all the client needs. The VPC a private zone is for is named with its own region.
 
-use super::ec2::{DryRunLog, PlannedCall};
+use super::caller::Caller;
+use super::ec2::DryRunLog;
 use super::error::AwsError;
 use crate::side::Side;
 use aws_sdk_route53::client::Waiters;
-use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, HostedZone, HostedZoneConfig, ResourceRecord,
     ResourceRecordSet, RrType, Tag, TagResourceType, Vpc, VpcRegion,
@@ -43,9 +43,7 @@ pub struct ZoneSpec {
 #[derive(Debug, Clone)]
 pub struct Route53 {
     client: Client,
-    side: Side,
-    profile: String,
-    dry: Option<DryRunLog>,
+    caller: Caller,
 }
 
 /// The zone id without the "/hostedzone/" prefix Route 53 puts on it in some answers.
@@ -57,42 +55,16 @@ impl Route53 {
     pub fn new(client: Client, side: Side, profile: &str, dry: Option<DryRunLog>) -> Self {
         Route53 {
             client,
-            side,
-            profile: profile.to_string(),
-            dry,
+            caller: Caller::new(side, profile, dry),
         }
     }
 
     pub fn side(&self) -> Side {
-        self.side
+        self.caller.side
     }
 
     pub fn is_dry_run(&self) -> bool {
-        self.dry.is_some()
-    }
-
-    fn err<E: ProvideErrorMetadata + std::error::Error + 'static, Rs: std::fmt::Debug>(
-        &self,
-        action: &'static str,
-        resource: impl Into<String>,
-    ) -> impl FnOnce(SdkError<E, Rs>) -> AwsError + '_ {
-        let resource = resource.into();
-        move |e| AwsError::new(self.side, &self.profile, action, resource, e)
-    }
-
-    /// Dry run: record the call and say so (the caller then makes none).
-    fn planned(&self, action: &'static str, detail: String) -> bool {
-        match &self.dry {
-            Some(log) => {
-                log.record(PlannedCall {
-                    side: self.side,
-                    action,
-                    detail,
-                });
-                true
-            }
-            None => false,
-        }
+        self.caller.is_dry_run()
     }
 
     /// CreateHostedZone, private, associated with the VPC. "CallerReference ... allows failed CreateHostedZone
@@ -106,7 +78,7 @@ impl Route53 {
             "{} private, vpc {} ({}), CallerReference {}",
             spec.name, spec.vpc_id, spec.vpc_region, spec.caller_reference
         );
-        if self.planned("route53:CreateHostedZone", detail) {
+        if self.caller.planned("route53:CreateHostedZone", detail) {
             return Ok(None);
         }
         let out = self
@@ -128,7 +100,7 @@ impl Route53 {
             )
             .send()
             .await
-            .map_err(self.err("route53:CreateHostedZone", &spec.name))?;
+            .map_err(self.caller.err("route53:CreateHostedZone", &spec.name))?;
         Ok(out.hosted_zone().map(|z| bare_zone_id(z.id()).to_string()))
     }
 
@@ -141,7 +113,7 @@ impl Route53 {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        if self.planned("route53:ChangeTagsForResource", detail) {
+        if self.caller.planned("route53:ChangeTagsForResource", detail) {
             return Ok(());
         }
         self.client
@@ -155,7 +127,7 @@ impl Route53 {
             ))
             .send()
             .await
-            .map_err(self.err("route53:ChangeTagsForResource", zone_id))?;
+            .map_err(self.caller.err("route53:ChangeTagsForResource", zone_id))?;
         Ok(())
     }
 
@@ -169,7 +141,7 @@ impl Route53 {
             .max_items(100)
             .send()
             .await
-            .map_err(self.err("route53:ListHostedZonesByName", name))?;
+            .map_err(self.caller.err("route53:ListHostedZonesByName", name))?;
         let want = format!("{}.", name.trim_end_matches('.'));
         Ok(out
             .hosted_zones()
@@ -188,7 +160,7 @@ impl Route53 {
             .send()
             .try_collect()
             .await
-            .map_err(self.err("route53:ListHostedZones", "hosted zones"))
+            .map_err(self.caller.err("route53:ListHostedZones", "hosted zones"))
     }
 
     /// ListTagsForResources: the tags of up to 10 hosted zones per request (API reference, ListTagsForResources:
@@ -205,7 +177,10 @@ impl Route53 {
                 ))
                 .send()
                 .await
-                .map_err(self.err("route53:ListTagsForResources", chunk.join(" ")))?;
+                .map_err(
+                    self.caller
+                        .err("route53:ListTagsForResources", chunk.join(" ")),
+                )?;
             for set in r.resource_tag_sets() {
                 out.push((
                     bare_zone_id(set.resource_id().unwrap_or_default()).to_string(),
@@ -243,7 +218,7 @@ impl Route53 {
                 )
             })),
             Err(e) => {
-                let e = self.err("route53:GetHostedZone", zone_id)(e);
+                let e = self.caller.err("route53:GetHostedZone", zone_id)(e);
                 if is_no_such_zone(&e) {
                     Ok(None)
                 } else {
@@ -274,7 +249,7 @@ impl Route53 {
             let out = req
                 .send()
                 .await
-                .map_err(self.err("route53:ListResourceRecordSets", zone_id))?;
+                .map_err(self.caller.err("route53:ListResourceRecordSets", zone_id))?;
             all.extend(out.resource_record_sets().iter().cloned());
             match (
                 out.is_truncated(),
@@ -309,7 +284,10 @@ impl Route53 {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        if self.planned("route53:ChangeResourceRecordSets", detail) {
+        if self
+            .caller
+            .planned("route53:ChangeResourceRecordSets", detail)
+        {
             return Ok(None);
         }
         let built: Result<Vec<Change>, _> = changes
@@ -328,8 +306,8 @@ impl Route53 {
             })
             .collect();
         let built = built.map_err(|e| AwsError {
-            side: self.side,
-            profile: self.profile.clone(),
+            side: self.caller.side,
+            profile: self.caller.profile.clone(),
             action: "route53:ChangeResourceRecordSets",
             resource: zone_id.to_string(),
             code: Some("InvalidInput".into()),
@@ -339,8 +317,8 @@ impl Route53 {
             .set_changes(Some(built))
             .build()
             .map_err(|e| AwsError {
-                side: self.side,
-                profile: self.profile.clone(),
+                side: self.caller.side,
+                profile: self.caller.profile.clone(),
                 action: "route53:ChangeResourceRecordSets",
                 resource: zone_id.to_string(),
                 code: Some("InvalidInput".into()),
@@ -353,7 +331,7 @@ impl Route53 {
             .change_batch(batch)
             .send()
             .await
-            .map_err(self.err("route53:ChangeResourceRecordSets", zone_id))?;
+            .map_err(self.caller.err("route53:ChangeResourceRecordSets", zone_id))?;
         Ok(out.change_info().map(|c| c.id().to_string()))
     }
 
@@ -368,8 +346,8 @@ impl Route53 {
             .await
             .map(|_| ())
             .map_err(|e| AwsError {
-                side: self.side,
-                profile: self.profile.clone(),
+                side: self.caller.side,
+                profile: self.caller.profile.clone(),
                 action: "route53:GetChange",
                 resource: change_id.to_string(),
                 code: None,
@@ -391,7 +369,10 @@ impl Route53 {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        if self.planned("route53:ChangeResourceRecordSets", detail) {
+        if self
+            .caller
+            .planned("route53:ChangeResourceRecordSets", detail)
+        {
             return Ok(());
         }
         let changes: Result<Vec<Change>, _> = sets
@@ -404,8 +385,8 @@ impl Route53 {
             })
             .collect();
         let internal = |e: String| AwsError {
-            side: self.side,
-            profile: self.profile.clone(),
+            side: self.caller.side,
+            profile: self.caller.profile.clone(),
             action: "route53:ChangeResourceRecordSets",
             resource: zone_id.to_string(),
             code: Some("InvalidInput".into()),
@@ -421,14 +402,17 @@ impl Route53 {
             .change_batch(batch)
             .send()
             .await
-            .map_err(self.err("route53:ChangeResourceRecordSets", zone_id))?;
+            .map_err(self.caller.err("route53:ChangeResourceRecordSets", zone_id))?;
         Ok(())
     }
 
     /// DeleteHostedZone. Route 53 refuses a zone that holds records other than its SOA and NS (HostedZoneNotEmpty),
     /// so the caller deletes vpclink's records first. A zone already gone counts as deleted.
     pub async fn delete_hosted_zone(&self, zone_id: &str) -> R<()> {
-        if self.planned("route53:DeleteHostedZone", zone_id.to_string()) {
+        if self
+            .caller
+            .planned("route53:DeleteHostedZone", zone_id.to_string())
+        {
             return Ok(());
         }
         match self
@@ -440,7 +424,7 @@ impl Route53 {
         {
             Ok(_) => Ok(()),
             Err(e) => {
-                let e = self.err("route53:DeleteHostedZone", zone_id)(e);
+                let e = self.caller.err("route53:DeleteHostedZone", zone_id)(e);
                 if is_no_such_zone(&e) {
                     Ok(())
                 } else {
