@@ -101,6 +101,28 @@ impl Purpose {
     }
 }
 
+/// A read `down` makes for a kind of resource that the state says this link never had (`unrecorded`: a link made
+/// before vpclink made alarms, instance profiles or zones, or with `--no-dns`): a profile written for that link may
+/// lack the permission. Denied, it is a warning naming what was not checked, not a `down` that fails before deleting
+/// anything. Without a state (resources found by tag) or with a state that records the kind, a denial stays an error.
+pub fn unrecorded_denied_is_unchecked<T: Default>(
+    r: Result<T>,
+    side: Side,
+    unrecorded: bool,
+    what: &str,
+) -> Result<T> {
+    match r {
+        Err(Error::Aws(e)) if unrecorded && e.is_denied() => {
+            tracing::warn!(
+                "{side} side: not checked for {what} (the state records none): {e}; grant the permission and run \
+                 `vpclink down` again if this link may have one"
+            );
+            Ok(T::default())
+        }
+        r => r,
+    }
+}
+
 /// What the link owns on one side: the union of the state's records (where they still exist) and tagged resources.
 /// The four kinds are read at once; routes once the instances (whose interfaces they point at) are known.
 pub async fn collect(
@@ -111,12 +133,20 @@ pub async fn collect(
 ) -> Result<Inventory> {
     let recorded = state.map(|s| s.side(aws.side).clone()).unwrap_or_default();
     let vpc = state.map(|s| s.plan.side(aws.side).vpc_id.clone());
-    let metrics = crate::provision::metrics::collect(
-        aws,
-        link,
-        recorded.metrics.as_ref(),
-        purpose == Purpose::LeakCheck,
-    );
+    let metrics = async {
+        unrecorded_denied_is_unchecked(
+            crate::provision::metrics::collect(
+                aws,
+                link,
+                recorded.metrics.as_ref(),
+                purpose == Purpose::LeakCheck,
+            )
+            .await,
+            aws.side,
+            state.is_some() && recorded.metrics.is_none(),
+            "an instance profile, IAM role or alarm",
+        )
+    };
     let (routes, elastic_ips, groups, key_pairs, metrics) = tokio::try_join!(
         instances_and_routes(aws, link, &recorded, vpc, purpose),
         addresses(aws, link, &recorded, purpose),
@@ -595,4 +625,40 @@ pub async fn delete(aws: &SideAws, inv: &Inventory) -> Result<()> {
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denied(code: &str) -> Result<Vec<String>> {
+        Err(Error::Aws(AwsError {
+            side: Side::East,
+            profile: "old".into(),
+            action: "iam:ListRoles",
+            resource: "/vpclink/".into(),
+            code: Some(code.into()),
+            message: "no".into(),
+        }))
+    }
+
+    #[test]
+    fn a_denied_read_of_what_the_state_never_had_is_unchecked_not_a_failed_down() {
+        let what = "an IAM role";
+        // The state records none of them: a warning, and nothing found.
+        let r = unrecorded_denied_is_unchecked(denied("AccessDenied"), Side::East, true, what);
+        assert_eq!(r.unwrap(), Vec::<String>::new());
+        // The state records them, or there is no state (found by tag): still an error.
+        assert!(
+            unrecorded_denied_is_unchecked(denied("AccessDenied"), Side::East, false, what)
+                .is_err()
+        );
+        // Anything but a denial stays an error too.
+        assert!(
+            unrecorded_denied_is_unchecked(denied("Throttling"), Side::East, true, what).is_err()
+        );
+        // An answer passes through.
+        let ok = unrecorded_denied_is_unchecked(Ok(vec!["r".to_string()]), Side::East, true, what);
+        assert_eq!(ok.unwrap(), vec!["r".to_string()]);
+    }
 }

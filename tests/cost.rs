@@ -259,18 +259,28 @@ async fn prices_come_from_the_price_list_through_the_sdk() {
         "{:?}",
         r.table.notes
     );
-    // Every price the fixtures hold came from them; only the attachment NAT is unpriced.
+    // Every price the fixtures hold came from them; only the attachment NAT is unpriced, and the CloudWatch and
+    // Route 53 lines (never asked of the Price List) come from the built-in table.
+    let operations = |what: &str| {
+        ["CloudWatch", "PutMetricData", "Route 53"]
+            .iter()
+            .any(|w| what.contains(w))
+    };
     for o in &r.table.options {
         for l in &o.lines {
             match l.source {
+                Some(src) if operations(&l.what) => assert_eq!(src, Source::Builtin, "{}", l.what),
                 Some(src) => assert_eq!(src, Source::PriceList, "{}", l.what),
                 None => assert!(l.what.contains("1:1 NAT"), "{}", l.what),
             }
         }
     }
-    // The fixtures' prices: t3.small 0.0208/h, IPv4 0.005/h, gp3 0.08/GB-month, out of each region 0.02/GB.
+    // The fixtures' prices: t3.small 0.0208/h, IPv4 0.005/h, gp3 0.08/GB-month, out of each region 0.02/GB; the
+    // table's: 15 metrics at 0.30, 43.8 thousand requests at 0.01, an alarm at 0.10 and a zone at 0.50 per side.
     let v = option(&r, OptionKind::Vpclink);
-    let want = 2.0 * (730.0 * 0.0208 + 730.0 * 0.005 + 8.0 * 0.08) + 100.0 * 0.02;
+    let want = 2.0 * (730.0 * 0.0208 + 730.0 * 0.005 + 8.0 * 0.08)
+        + 100.0 * 0.02
+        + 2.0 * (15.0 * 0.30 + 43.8 * 0.01 + 0.10 + 0.50);
     assert!(
         (v.total_usd - want).abs() < 1e-9,
         "{} vs {want}",
@@ -338,13 +348,19 @@ async fn one_region_asks_once_and_fills_only_what_is_missing() {
     assert_eq!(filled.len(), 1, "{:?}", r.table.notes);
     assert!(
         filled[0].contains("for us-east-1, taken from the built-in table")
-            && filled[0].ends_with(": regional transfer"),
+            && filled[0].ends_with(
+                ": regional transfer, CloudWatch metric, CloudWatch requests, CloudWatch alarm, Route 53 zone"
+            ),
         "{}",
         filled[0]
     );
     let v = option(&r, OptionKind::Vpclink);
     for l in &v.lines {
-        let want = if l.what.starts_with("traffic between public") {
+        let want = if l.what.starts_with("traffic between public")
+            || ["CloudWatch", "PutMetricData", "Route 53"]
+                .iter()
+                .any(|w| l.what.contains(w))
+        {
             Source::Builtin
         } else {
             Source::PriceList
@@ -484,7 +500,7 @@ async fn plan_shows_and_carries_the_cost_table() {
     assert!(j["cost"]["notes"][0]
         .as_str()
         .unwrap()
-        .contains(&format!("built-in table as of {}", builtin::AS_OF)));
+        .contains(&format!("built-in table written {}", builtin::AS_OF)));
 
     // --no-cost: no lookup, no table.
     let fresh = serve(Behaviour::Fixtures);

@@ -81,19 +81,32 @@ type Seen = Arc<Mutex<Vec<(String, String, bool, u16)>>>;
 /// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html) says IMDSv2-only instances
 /// answer. The role's credentials are the JSON that /latest/meta-data/iam/security-credentials/ROLE returns.
 fn fake_imds(access_key: String) -> (String, Seen) {
+    fake_imds_role_after(access_key, 0)
+}
+
+/// The same, but the first `missing` asks for the role's name are answered 404 Not Found: an instance whose profile
+/// was associated a moment ago (AssociateIamInstanceProfile on an older link) has no credentials yet.
+fn fake_imds_role_after(access_key: String, missing: usize) -> (String, Seen) {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the fake IMDS");
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let seen: Seen = Arc::default();
     let log = seen.clone();
     std::thread::spawn(move || {
+        let mut asked = 0;
         for stream in listener.incoming().flatten() {
-            let _ = answer(stream, &access_key, &log);
+            let _ = answer(stream, &access_key, &log, &mut asked, missing);
         }
     });
     (url, seen)
 }
 
-fn answer(stream: TcpStream, access_key: &str, log: &Seen) -> std::io::Result<()> {
+fn answer(
+    stream: TcpStream,
+    access_key: &str,
+    log: &Seen,
+    asked: &mut usize,
+    missing: usize,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut first = String::new();
     reader.read_line(&mut first)?;
@@ -126,7 +139,14 @@ fn answer(stream: TcpStream, access_key: &str, log: &Seen) -> std::io::Result<()
         }
         ("PUT", "/latest/api/token") => (400, "Missing or Invalid Parameters".into()),
         ("GET", _) if !token_ok => (401, "Unauthorized".into()),
-        ("GET", "/latest/meta-data/iam/security-credentials/") => (200, ROLE.to_string()),
+        ("GET", "/latest/meta-data/iam/security-credentials/") => {
+            *asked += 1;
+            if *asked <= missing {
+                (404, "Not Found".into())
+            } else {
+                (200, ROLE.to_string())
+            }
+        }
         ("GET", p) if p == creds_path => {
             let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(6 * 3600);
             let expires = aws_smithy_types::DateTime::from(expires)
@@ -474,6 +494,41 @@ async fn agent_publishes_to_cloudwatch_with_imdsv2_credentials() {
     assert_eq!(sum.get("PacketsFromPeer"), Some(&5.0), "{sum:?}");
     assert_eq!(sum.get("BwOutAllowanceExceeded"), Some(&7.0), "{sum:?}");
     assert_eq!(sum.get("PpsAllowanceExceeded"), Some(&3.0), "{sum:?}");
+
+    // No role yet on the first cycle (the profile was associated a moment ago): that cycle fails, the next one
+    // publishes with the credentials that have arrived since. botocore resolves credentials when a client is made, so
+    // this holds only because a failed publish drops the client (a kept one failed for ever, NoCredentialsError).
+    let (late_imds, late_seen) = fake_imds_role_after(account.clone(), 1);
+    let run = format!("mt-late-{account}");
+    let cfg = agent_config(dir.path(), &run, &url);
+    let sample = serde_json::json!([
+        reading(&run, ip_link((10, 1), (10, 1)), None),
+        reading(&run, ip_link((20, 2), (20, 2)), None),
+    ]);
+    let out = run_agent(&python, dir.path(), &cfg, &sample, false, &late_imds);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("vpclink-metrics: error: publishing"),
+        "first cycle, no role yet: {stdout}"
+    );
+    assert!(
+        lines[1].starts_with("vpclink-metrics: published"),
+        "second cycle, role there: {stdout}"
+    );
+    assert!(
+        late_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(m, p, _, status)| m == "GET"
+                && p == "/latest/meta-data/iam/security-credentials/"
+                && *status == 404),
+        "the fake IMDS answered 404 first"
+    );
+    let names = listed(&cw, &run).await;
+    assert!(names.iter().any(|n| n == "TunnelUp"), "{names:?}");
 
     // Publishing that fails is an error line and exit 1 for --once, not a crash: an endpoint nothing listens on.
     let dead = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();

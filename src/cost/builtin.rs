@@ -1,6 +1,7 @@
 //! The built-in price table: what `plan` shows when the Price List API cannot be asked (no pricing:GetProducts
-//! permission, no network, an emulator that does not serve it). On-demand USD, transcribed from AWS's public
-//! pricing pages:
+//! permission, no network, an emulator that does not serve it). On-demand USD, the list prices of AWS's public
+//! pricing pages as known when the table was written, NOT re-read from those pages then (this machine has no way to
+//! them); `plan` says which figures come from here, and the Price List answer replaces them wherever it can:
 //!   instances:           https://aws.amazon.com/ec2/pricing/on-demand/
 //!   public IPv4, NAT gw: https://aws.amazon.com/vpc/pricing/
 //!   data transfer:       https://aws.amazon.com/ec2/pricing/on-demand/#Data_Transfer
@@ -52,6 +53,13 @@ const NETWORK: [(&str, f64, f64, f64, f64); 7] = [
 /// The same everywhere in the table: public IPv4 per hour, transit gateway data processing per GB, transfer
 /// between public IPv4 addresses in one region per GB in each direction.
 const PUBLIC_IPV4_HOUR: f64 = 0.005;
+// CloudWatch's first tiers (https://aws.amazon.com/cloudwatch/pricing/): $0.30 per custom metric-month (first 10,000),
+// $0.01 per 1,000 PutMetricData requests, $0.10 per standard-resolution alarm-month; Route 53
+// (https://aws.amazon.com/route53/pricing/): $0.50 per hosted zone-month (first 25). The same in these regions.
+const CW_METRIC_MONTH: f64 = 0.30;
+const CW_REQUESTS_PER_1000: f64 = 0.01;
+const CW_ALARM_MONTH: f64 = 0.10;
+const R53_ZONE_MONTH: f64 = 0.50;
 const TGW_PROCESSING_GB: f64 = 0.02;
 const INTRA_REGION_PUBLIC_GB: f64 = 0.01;
 
@@ -77,6 +85,10 @@ pub fn region(region: &str, instance_type: &str) -> Option<RegionPrices> {
         tgw_attachment_nat_hour: None,
         nat_gateway_hour: b(*nat),
         nat_gateway_gb: b(*nat),
+        cw_metric_month: b(CW_METRIC_MONTH),
+        cw_requests_per_1000: b(CW_REQUESTS_PER_1000),
+        cw_alarm_month: b(CW_ALARM_MONTH),
+        r53_zone_month: b(R53_ZONE_MONTH),
     })
 }
 
@@ -112,6 +124,10 @@ mod tests {
                     p.intra_region_public_gb,
                     p.tgw_attachment_hour,
                     p.tgw_processing_gb,
+                    p.cw_metric_month,
+                    p.cw_requests_per_1000,
+                    p.cw_alarm_month,
+                    p.r53_zone_month,
                     p.nat_gateway_hour,
                     p.nat_gateway_gb,
                 ] {

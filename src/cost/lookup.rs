@@ -162,7 +162,7 @@ fn combine(i: &CostInput, answered: Option<(String, Answers)>, errors: Vec<Strin
             ] {
                 let filled = price_list::fill(listed, fallback.as_ref());
                 let note = format!(
-                    "not in the Price List answer for {region}, taken from the built-in table (as of {}): {}",
+                    "not in the Price List answer for {region}, taken from the built-in table (written {}, list prices not re-checked since): {}",
                     builtin::AS_OF,
                     filled.join(", ")
                 );
@@ -182,7 +182,7 @@ fn combine(i: &CostInput, answered: Option<(String, Answers)>, errors: Vec<Strin
                 let listed = price_list::inter_region_price(answer);
                 if listed.is_none() && fallback.is_some() {
                     notes.push(format!(
-                        "transfer out of {from} to {to} is not in the Price List answer, taken from the built-in table (as of {})",
+                        "transfer out of {from} to {to} is not in the Price List answer, taken from the built-in table (written {}, list prices not re-checked since)",
                         builtin::AS_OF
                     ));
                 }
@@ -211,7 +211,7 @@ fn combine(i: &CostInput, answered: Option<(String, Answers)>, errors: Vec<Strin
         None => {
             let why = errors.join("; ");
             notes.push(format!(
-                "prices from vpclink's built-in table as of {}, not from the AWS Price List API: {why}",
+                "prices from vpclink's built-in table written {} (list prices not re-checked since), not from the AWS Price List API: {why}",
                 builtin::AS_OF
             ));
             (

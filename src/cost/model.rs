@@ -11,6 +11,14 @@ pub const HOURS_PER_MONTH: f64 = 730.0;
 /// 2023, Debian and Ubuntu publish 8 GiB gp3 roots).
 pub const ROOT_VOLUME_GB: f64 = 8.0;
 
+/// What each side's tunnel hosts publish (the metrics contract, src/provision/metrics.rs): TunnelUp, IkeSaUp,
+/// EspSaUp, TunnelRtt, four traffic counters, two conntrack figures and EC2's five ENA allowance counters, one set
+/// per side (dimensions Link and Side).
+pub const METRICS_PER_SIDE: f64 = 15.0;
+
+/// PutMetricData calls a tunnel host makes a month: one a minute.
+pub const REQUESTS_PER_HOST_MONTH: f64 = 60.0 * HOURS_PER_MONTH;
+
 /// Where a price came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +68,12 @@ pub struct RegionPrices {
     pub tgw_attachment_nat_hour: Option<Price>,
     pub nat_gateway_hour: Option<Price>,
     pub nat_gateway_gb: Option<Price>,
+    /// CloudWatch: per custom metric-month, per 1,000 PutMetricData requests, per standard-resolution alarm-month.
+    pub cw_metric_month: Option<Price>,
+    pub cw_requests_per_1000: Option<Price>,
+    pub cw_alarm_month: Option<Price>,
+    /// Route 53: per hosted zone-month (the names zone; `--no-dns` makes none).
+    pub r53_zone_month: Option<Price>,
 }
 
 /// Everything the model needs to know about prices.
@@ -220,6 +234,31 @@ fn vpclink(i: &CostInput, p: &Prices) -> OptionCost {
             "GB-month",
             rp.ebs_gp3_gb_month,
         ));
+        // What `up` makes besides the hosts: the agents' metrics and their calls, the alarm, the names zone.
+        lines.push(line(
+            format!("{side} CloudWatch custom metrics (the agents' figures)"),
+            METRICS_PER_SIDE,
+            "metric-month",
+            rp.cw_metric_month,
+        ));
+        lines.push(line(
+            format!("{side} PutMetricData requests (one a minute per tunnel host)"),
+            n * REQUESTS_PER_HOST_MONTH / 1000.0,
+            "1,000 requests",
+            rp.cw_requests_per_1000,
+        ));
+        lines.push(line(
+            format!("{side} CloudWatch alarm (tunnel down)"),
+            1.0,
+            "alarm-month",
+            rp.cw_alarm_month,
+        ));
+        lines.push(line(
+            format!("{side} Route 53 private hosted zone (names; none with --no-dns)"),
+            1.0,
+            "zone-month",
+            rp.r53_zone_month,
+        ));
     }
     if i.same_region() {
         // Each GB leaves one Elastic IP and enters the other: charged out and in.
@@ -322,6 +361,7 @@ fn notes(i: &CostInput) -> Vec<String> {
         format!("traffic: {} GB a month across the link, assumed half each way (east to west, west to east)", i.traffic_gb),
         "test hosts (`up` without --no-test-hosts) are not counted: they only prove the link".to_string(),
         format!("root volumes: the AMI's, {ROOT_VOLUME_GB} GiB gp3 per host assumed"),
+        format!("vpclink's CloudWatch figures: {METRICS_PER_SIDE} custom metrics per side (EC2's five ENA counters included), one PutMetricData a minute per tunnel host; Route 53 queries to the names zone ($0.40 a million) and GetMetricData by `status` are not counted; the managed options' own monitoring is not counted either"),
         "not counted in any option: the tunnel's own overhead (ESP, NAT-T and GRE headers, IKE), and traffic between a VPC's hosts and the tunnel host or attachment in another Availability Zone (regional transfer, alike for all three)".to_string(),
         "transit gateway + attachment NAT: the attachment NAT's own charge is in neither the Price List query nor the built-in table, so it is shown as not priced and that total excludes it".to_string(),
         "private NAT gateway + transit gateway: source NAT only, the other side cannot open connections back; one gateway per side is counted, each processing the connections its side opens (half the traffic); reaching the other side's overlapping addresses also needs a non-overlapping range or load balancer there, not counted".to_string(),
@@ -372,6 +412,10 @@ mod tests {
             tgw_attachment_nat_hour: None,
             nat_gateway_hour: p,
             nat_gateway_gb: p,
+            cw_metric_month: p,
+            cw_requests_per_1000: p,
+            cw_alarm_month: p,
+            r53_zone_month: p,
         }
     }
 
@@ -520,9 +564,11 @@ mod tests {
             prop_assert_eq!(hosts(v2), 4.0);
             prop_assert_eq!(ips(v1), 2.0);
             prop_assert_eq!(ips(v2), 4.0);
-            // Only hosts, addresses and volumes change; the managed options do not.
+            // Only hosts, addresses, volumes and the hosts' metric calls change; the managed options do not.
             let delta = v2.total_usd - v1.total_usd;
-            let want = 2.0 * HOURS_PER_MONTH * (e + e) + 2.0 * ROOT_VOLUME_GB * e;
+            let want = 2.0 * HOURS_PER_MONTH * (e + e)
+                + 2.0 * ROOT_VOLUME_GB * e
+                + 2.0 * REQUESTS_PER_HOST_MONTH / 1000.0 * e;
             prop_assert!((delta - want).abs() <= 1e-6 * want.max(1.0));
             prop_assert_eq!(&one.options[1..], &two.options[1..]);
         }

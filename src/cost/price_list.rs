@@ -202,6 +202,12 @@ pub fn region_prices(
         tgw_attachment_nat_hour: None,
         nat_gateway_hour: find(nat, |p| p.usage_is("NatGateway-Hours")),
         nat_gateway_gb: find(nat, |p| p.usage_is("NatGateway-Bytes")),
+        // Not asked of the Price List (AmazonCloudWatch, AmazonRoute53): small, and the same in most regions; the
+        // built-in table fills them, and the note says so.
+        cw_metric_month: None,
+        cw_requests_per_1000: None,
+        cw_alarm_month: None,
+        r53_zone_month: None,
     }
 }
 
@@ -217,7 +223,7 @@ pub fn fill(listed: &mut RegionPrices, fallback: Option<&RegionPrices>) -> Vec<&
     let Some(b) = fallback else {
         return filled;
     };
-    let pairs: [(&'static str, &mut Option<Price>, Option<Price>); 8] = [
+    let pairs: [(&'static str, &mut Option<Price>, Option<Price>); 12] = [
         ("instance", &mut listed.instance_hour, b.instance_hour),
         (
             "public IPv4",
@@ -249,6 +255,26 @@ pub fn fill(listed: &mut RegionPrices, fallback: Option<&RegionPrices>) -> Vec<&
             "NAT gateway GB",
             &mut listed.nat_gateway_gb,
             b.nat_gateway_gb,
+        ),
+        (
+            "CloudWatch metric",
+            &mut listed.cw_metric_month,
+            b.cw_metric_month,
+        ),
+        (
+            "CloudWatch requests",
+            &mut listed.cw_requests_per_1000,
+            b.cw_requests_per_1000,
+        ),
+        (
+            "CloudWatch alarm",
+            &mut listed.cw_alarm_month,
+            b.cw_alarm_month,
+        ),
+        (
+            "Route 53 zone",
+            &mut listed.r53_zone_month,
+            b.r53_zone_month,
         ),
     ];
     for (name, slot, fallback) in pairs {

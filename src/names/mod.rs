@@ -44,9 +44,11 @@ pub fn wanted(dns: bool, no_dns: bool, state: &crate::state::LinkState) -> bool 
     }
 }
 
-/// The zone on `side`, which holds the names of the other side's hosts.
+/// The zone on `side`, which holds the names of the other side's hosts. Lower case: Route 53 answers names in lower
+/// case, and a link may be called `Prod` (names compare case-insensitively, RFC 4343; the diff compares what Route 53
+/// returns with what vpclink wants, so both must be spelled alike).
 pub fn zone_name(link: &str, side: Side) -> String {
-    format!("{}.{link}.{DOMAIN}", side.peer())
+    format!("{}.{}.{DOMAIN}", side.peer(), link.to_ascii_lowercase())
 }
 
 /// Every CallerReference vpclink uses for the zone on `side` starts so: how `down` recognises a zone made by an
@@ -58,6 +60,18 @@ pub fn caller_reference_prefix(link: &str, side: Side) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_name_in_capitals_gives_a_lower_case_zone() {
+        assert_eq!(
+            zone_name("Prod-1", Side::East),
+            "west.prod-1.vpclink.internal"
+        );
+        assert_eq!(
+            zone_name("prod-1", Side::West),
+            "east.prod-1.vpclink.internal"
+        );
+    }
 
     #[test]
     fn each_side_names_the_other() {

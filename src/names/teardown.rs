@@ -113,12 +113,21 @@ async fn both_sides(
     state: Option<&LinkState>,
     label: &'static str,
 ) -> crate::error::Result<Vec<FoundZone>> {
-    let (e, w) = crate::side::both(
-        collect(&aws.east, link, state, label),
-        collect(&aws.west, link, state, label),
-    )
-    .await;
-    let (e, w) = crate::error::Error::both(e.map_err(Into::into), w.map_err(Into::into))?;
+    // A state that records no zone on a side (an older link, or --no-dns) may come with a profile that may not read
+    // Route 53: see teardown::unrecorded_denied_is_unchecked.
+    let unrecorded = |side: Side| state.is_some_and(|s| s.side(side).names.is_none());
+    let one = |side: Side| async move {
+        crate::teardown::unrecorded_denied_is_unchecked(
+            collect(aws.get(side), link, state, label)
+                .await
+                .map_err(crate::error::Error::from),
+            side,
+            unrecorded(side),
+            "a Route 53 zone",
+        )
+    };
+    let (e, w) = crate::side::both(one(Side::East), one(Side::West)).await;
+    let (e, w) = crate::error::Error::both(e, w)?;
     Ok(e.into_iter().chain(w).collect())
 }
 

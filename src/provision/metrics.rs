@@ -443,8 +443,14 @@ pub async fn ensure_host_profile(step: &Step<'_>) -> Result<()> {
     if !has_role {
         let add = iam.add_role_to_instance_profile(&name, &name);
         match label("iam_profile_role", add).await {
-            // A retry after a crash: the role is in already (LimitExceeded: a profile holds one role).
-            Err(e) if e.code() == "LimitExceeded" => {}
+            // A retry after a crash: the role is in already (LimitExceeded: a profile holds one role). Only if it
+            // is ours: a profile holding another role would give the host credentials vpclink never granted.
+            Err(e) if e.code() == "LimitExceeded" => {
+                let again = split(label("iam_profile", read_profile()).await?);
+                if !again.is_some_and(|(_, has)| has) {
+                    return Err(e.into());
+                }
+            }
             other => other?,
         }
     }

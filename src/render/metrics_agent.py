@@ -268,6 +268,10 @@ def publish(cfg, client_box, datums):
     except ImportError as e:
         return "boto3 is not installed (%s): install python3-boto3" % e
     except Exception as e:  # noqa: BLE001 - any failure to publish is logged and retried next cycle
+        # botocore resolves credentials when a client is made and never again: a client made while the instance
+        # profile was not there yet (just associated, or IMDS slow) would fail for ever. The next cycle makes a new
+        # one.
+        client_box[0] = None
         return "%s: %s" % (type(e).__name__, e)
 
 
