@@ -41,6 +41,25 @@ impl Caller {
         move |e| AwsError::new(self.side, &self.profile, action, resource, e)
     }
 
+    /// An error for `action` on `resource` that the SDK did not return as one (a waiter that gave up, a request
+    /// that could not be built): same side, profile and fix as every other.
+    pub fn error(
+        &self,
+        action: &'static str,
+        resource: impl Into<String>,
+        code: Option<&str>,
+        message: String,
+    ) -> AwsError {
+        AwsError {
+            side: self.side,
+            profile: self.profile.clone(),
+            action,
+            resource: resource.into(),
+            code: code.map(str::to_string),
+            message,
+        }
+    }
+
     /// Under `--dry-run`: record the call and say so (the caller then makes none).
     pub fn planned(&self, action: &'static str, detail: String) -> bool {
         match &self.dry {

@@ -224,13 +224,13 @@ impl Iam {
             .instance_profile_name(name)
             .wait(wait)
             .await
-            .map_err(|e| AwsError {
-                side: self.caller.side,
-                profile: self.caller.profile.clone(),
-                action: "iam:GetInstanceProfile",
-                resource: name.to_string(),
-                code: None,
-                message: format!("instance profile not visible after {wait:?}: {e}"),
+            .map_err(|e| {
+                self.caller.error(
+                    "iam:GetInstanceProfile",
+                    name,
+                    None,
+                    format!("instance profile not visible after {wait:?}: {e}"),
+                )
             })?;
         Ok(())
     }

@@ -305,25 +305,19 @@ impl Route53 {
                     .build()
             })
             .collect();
-        let built = built.map_err(|e| AwsError {
-            side: self.caller.side,
-            profile: self.caller.profile.clone(),
-            action: "route53:ChangeResourceRecordSets",
-            resource: zone_id.to_string(),
-            code: Some("InvalidInput".into()),
-            message: format!("internal: a change could not be built: {e}"),
-        })?;
+        let internal = |e: String| {
+            self.caller.error(
+                "route53:ChangeResourceRecordSets",
+                zone_id,
+                Some("InvalidInput"),
+                format!("internal: {e}"),
+            )
+        };
+        let built = built.map_err(|e| internal(format!("a change could not be built: {e}")))?;
         let batch = ChangeBatch::builder()
             .set_changes(Some(built))
             .build()
-            .map_err(|e| AwsError {
-                side: self.caller.side,
-                profile: self.caller.profile.clone(),
-                action: "route53:ChangeResourceRecordSets",
-                resource: zone_id.to_string(),
-                code: Some("InvalidInput".into()),
-                message: format!("internal: the batch could not be built: {e}"),
-            })?;
+            .map_err(|e| internal(format!("the batch could not be built: {e}")))?;
         let out = self
             .client
             .change_resource_record_sets()
@@ -345,16 +339,16 @@ impl Route53 {
             .wait(max)
             .await
             .map(|_| ())
-            .map_err(|e| AwsError {
-                side: self.caller.side,
-                profile: self.caller.profile.clone(),
-                action: "route53:GetChange",
-                resource: change_id.to_string(),
-                code: None,
-                message: format!(
-                    "the change did not reach INSYNC within {} s: {e}",
-                    max.as_secs()
-                ),
+            .map_err(|e| {
+                self.caller.error(
+                    "route53:GetChange",
+                    change_id,
+                    None,
+                    format!(
+                        "the change did not reach INSYNC within {} s: {e}",
+                        max.as_secs()
+                    ),
+                )
             })
     }
 
@@ -384,13 +378,13 @@ impl Route53 {
                     .build()
             })
             .collect();
-        let internal = |e: String| AwsError {
-            side: self.caller.side,
-            profile: self.caller.profile.clone(),
-            action: "route53:ChangeResourceRecordSets",
-            resource: zone_id.to_string(),
-            code: Some("InvalidInput".into()),
-            message: format!("internal: {e}"),
+        let internal = |e: String| {
+            self.caller.error(
+                "route53:ChangeResourceRecordSets",
+                zone_id,
+                Some("InvalidInput"),
+                format!("internal: {e}"),
+            )
         };
         let batch = ChangeBatch::builder()
             .set_changes(Some(changes.map_err(|e| internal(e.to_string()))?))
